@@ -1,0 +1,30 @@
+# alm-bench developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run test test-all bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv/ and install alm-bench (editable, dev extras, pinned torch pair)
+
+run: install  ## solve the default problem (seed-000 toy: min x^2 s.t. x >= 3) with classic ALM
+	$(VENV)/bin/alm-bench train $(ARGS)
+
+test: install  ## run the test suite (W&B offline; no network, no GPU needed)
+	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install  ## benchmarks: classic ALM vs scipy on the HS set, ratios measured in one process
+	$(PY) -m alm_bench.bench
+
+clean:  ## remove run folders and caches (keeps .venv)
+	rm -rf outputs multirun wandb .pytest_cache build dist *.egg-info

@@ -1,0 +1,3 @@
+from alm_bench.cli import app
+
+app()

@@ -1,0 +1,3 @@
+from alm_bench.controllers.classic_alm import ClassicALM
+
+__all__ = ["ClassicALM"]

@@ -1,0 +1,21 @@
+"""Errors that reach the user as one clear line (exit status 2), never as a traceback."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: a config value, a file, an incompatible choice."""
+
+
+class ConfigError(UserError):
+    """A config field holds a value outside what it accepts."""
+
+
+def require(ok: bool, field: str, expected: str, got: object) -> None:
+    """Raise ConfigError naming `field` unless `ok`."""
+    if not ok:
+        raise ConfigError(f"{field} must be {expected}, got {got!r}")
+
+
+def require_positive(field: str, value: float) -> None:
+    require(isinstance(value, (int, float)) and value > 0, field, "> 0", value)

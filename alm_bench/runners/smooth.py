@@ -1,0 +1,117 @@
+"""The loop for smooth problems: inner minimisation of L_rho by a torch optimizer, then one dual step.
+
+Reads top to bottom: evaluate at x0, start the controller, then per outer iteration
+minimise -> evaluate -> dual step -> measure KKT residuals -> log a row -> stop if converged.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alm_bench.controllers.classic_alm import ClassicALM
+from alm_bench.runners import inner
+from alm_bench.problems.base import Evaluation, SmoothProblem, constraint_names, evaluate, max_violation
+from alm_bench.tracking.base import Trackers
+
+PER_CONSTRAINT_COLUMNS = 20  # per-constraint trace columns only for problems this small
+
+
+class Diverged(Exception):
+    """NaN or Inf in the objective, the constraints or the inner loss."""
+
+
+def check_finite(e: Evaluation, where: str) -> None:
+    for label, value in (("objective", e.objective), ("equality constraints", e.eq),
+                         ("inequality constraints", e.ineq)):
+        if not torch.isfinite(value).all():
+            raise Diverged(f"{label} became NaN/Inf {where}")
+
+
+def minimize_inner(problem: SmoothProblem, controller: ClassicALM, x: Tensor) -> int:
+    """Minimise L_rho(., lam, mu) from x to the controller's inner tolerance; returns evaluations."""
+    def loss_fn(z: Tensor) -> Tensor:
+        e = evaluate(problem, z)
+        return controller.lagrangian(e.objective, e.eq, e.ineq)
+
+    try:
+        return inner.minimize(loss_fn, x, controller.make_inner_optimizer([x]), controller.state.inner_tol,
+                              controller.max_inner_steps, newton=controller.newton_polish)
+    except inner.NonFinite as err:
+        raise Diverged(f"{err} (outer step {controller.state.outer_step + 1})") from None
+
+
+def kkt_residuals(e: Evaluation, lam: Tensor, mu: Tensor, x: Tensor) -> tuple[float, float]:
+    """Stationarity |grad f + J_h^T lam + J_g^T mu|_inf and complementarity |min(-g, mu)|_inf."""
+    lagrangian = e.objective
+    if e.eq.numel():
+        lagrangian = lagrangian + lam.to(x) @ e.eq
+    if e.ineq.numel():
+        lagrangian = lagrangian + mu.to(x) @ e.ineq
+    (grad,) = torch.autograd.grad(lagrangian, x)
+    complementarity = float(torch.minimum(-e.ineq.detach(), mu.to(x)).abs().max()) if e.ineq.numel() else 0.0
+    return float(grad.abs().max()), complementarity
+
+
+def run_smooth(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers,
+               device: torch.device) -> dict[str, Any]:
+    x = problem.initial_point().to(device=device, dtype=problem.dtype).clone().requires_grad_(True)
+    with torch.no_grad():
+        e0 = evaluate(problem, x)
+    check_finite(e0, "at the initial point")
+    controller.start(e0.objective, e0.eq, e0.ineq)
+    eq_names, ineq_names = constraint_names(problem, x.detach())
+    per_constraint = len(eq_names) + len(ineq_names) <= PER_CONSTRAINT_COLUMNS
+
+    status, message = "max_iterations", ""
+    x_good, last = x.detach().clone(), {"objective": float(e0.objective),
+                                          "max_violation": max_violation(e0.eq, e0.ineq)}
+    # torch.optim's first construction imports its compiler stack (~2 s): pay it before the clock starts.
+    controller.make_inner_optimizer([x])
+    inner_total, start = 0, time.perf_counter()
+    try:
+        for step in range(1, controller.max_outer_iterations + 1):
+            inner_steps = minimize_inner(problem, controller, x)
+            inner_total += inner_steps
+            e = evaluate(problem, x)
+            check_finite(e, f"at outer step {step}")
+            objective = float(e.objective.detach())
+            controller.step(e.eq, e.ineq)
+            lam, mu = controller.state.lam, controller.state.mu
+            stationarity, complementarity = kkt_residuals(e, lam, mu, x)
+            row = {"step": step, "objective": objective, "max_violation": max_violation(e.eq.detach(), e.ineq.detach()),
+                   "stationarity": stationarity, "complementarity": complementarity,
+                   **controller.metrics(), "inner_steps": inner_steps,
+                   "wall_time_s": time.perf_counter() - start}
+            if per_constraint:
+                row.update({f"h:{n}": float(v) for n, v in zip(eq_names, e.eq.detach())})
+                row.update({f"g:{n}": float(v) for n, v in zip(ineq_names, e.ineq.detach())})
+                row.update({f"lambda:{n}": float(v) for n, v in zip(eq_names, lam)})
+                row.update({f"mu:{n}": float(v) for n, v in zip(ineq_names, mu)})
+            trackers.log(row)
+            x_good, last = x.detach().clone(), row
+            if controller.converged(stationarity, row["max_violation"], complementarity):
+                status = "converged"
+                break
+    except Diverged as err:
+        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
+    except KeyboardInterrupt:
+        status, message = "interrupted", "interrupted (Ctrl-C); trace and summary written"
+
+    summary: dict[str, Any] = {
+        "status": status, "message": message,
+        "objective": last["objective"], "max_violation": last["max_violation"],
+        "stationarity": last.get("stationarity"), "complementarity": last.get("complementarity"),
+        "iterations": int(last.get("step", 0)), "inner_steps": inner_total,
+        "wall_time_s": time.perf_counter() - start, "rho": controller.state.rho,
+    }
+    if per_constraint:
+        summary["multipliers"] = {"eq": controller.state.lam.tolist(), "ineq": controller.state.mu.tolist()}
+    summary.update(problem.summary_fields(x_good))
+    ref = summary.get("reference_objective")
+    if ref is not None:
+        summary["relative_error"] = abs(summary["objective"] - ref) / max(1.0, abs(ref))
+    return summary

@@ -1,0 +1,115 @@
+"""The one Hydra task behind every command: config -> problem x controller x device -> loop -> trace -> summary.
+
+`run(cfg, output_dir)` is plain Python (tests call it directly); `main` is its @hydra.main wrapper,
+which the CLI calls after rewriting sys.argv, so -m, --cfg, sweeps and launchers all work.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from alm_bench.device import describe, resolve_device
+from alm_bench.errors import ConfigError, UserError, require
+from alm_bench.seeding import seed_everything
+from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
+
+CONFIG_PATH = "pkg://alm_bench.conf"
+EXIT_STATUS = {"diverged": 1, "failed": 1, "interrupted": 130}
+
+
+def build(node: DictConfig, field: str) -> Any:
+    """Instantiate `node` (which names its class in _target_); any failure is one line naming `field`."""
+    if "_target_" not in node:
+        raise ConfigError(f"{field}._target_ is missing: name the class to build, e.g. {field}._target_=my_module.MyClass")
+    try:
+        return hydra.utils.instantiate(node, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, UserError):
+            raise cause from None
+        detail = f"{type(cause).__name__}: {cause}" if cause else str(err).splitlines()[0]
+        raise ConfigError(f"{field}: cannot build {node._target_!r} ({detail})") from None
+
+
+def check_compatible(problem: Any, controller: Any, choices: dict[str, str]) -> None:
+    kind = getattr(problem, "kind", None)
+    accepts = getattr(controller, "accepts", ())
+    if kind not in accepts:
+        raise UserError(f"controller={choices.get('controller', type(controller).__name__)} cannot solve "
+                        f"problem={choices.get('problem', type(problem).__name__)}: the controller takes "
+                        f"{'/'.join(accepts)} problems, the problem is {kind}")
+
+
+def make_trackers(cfg: DictConfig) -> Trackers:
+    trackers: list = [FileTracker(), ConsoleTracker()]
+    wandb_cfg = cfg.logger.get("wandb") if "logger" in cfg else None
+    if wandb_cfg:
+        from alm_bench.tracking.wandb_logger import WandbTracker  # imports wandb only when asked for
+
+        trackers.append(WandbTracker(**OmegaConf.to_container(wandb_cfg, resolve=True)))
+    return Trackers(trackers)
+
+
+def runner_for(kind: str):
+    if kind == "smooth":
+        from alm_bench.runners.smooth import run_smooth
+
+        return run_smooth
+    raise UserError(f"no runner for problems of kind {kind!r}")
+
+
+def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = None,
+        group: str | None = None, name: str | None = None) -> dict[str, Any]:
+    """Run one job; writes trace.csv and summary.json into output_dir and returns the summary."""
+    choices = choices or {}
+    require(isinstance(cfg.seed, int), "seed", "an integer", cfg.seed)
+    console = Console(stderr=True)
+    device = resolve_device(cfg.device.name)
+    console.print(f"device: {describe(device)} (device={cfg.device.name})")
+    seed_everything(cfg.seed)
+    problem = build(cfg.problem, "problem")
+    controller = build(cfg.controller, "controller")
+    check_compatible(problem, controller, choices)
+
+    trackers = make_trackers(cfg)
+    label = name or f"{choices.get('problem', problem.name)}/{choices.get('controller', type(controller).__name__)}"
+    trackers.start(RunInfo(output_dir=output_dir, name=label, group=group, job_type=cfg.get("job_type", "train"),
+                           config=OmegaConf.to_container(cfg, resolve=True),
+                           total_steps=getattr(controller, "max_outer_iterations", None)))
+    summary: dict[str, Any] = {"status": "failed", "message": "the run stopped on an unexpected error"}
+    try:
+        summary = runner_for(problem.kind)(problem, controller, trackers, device)
+        summary.update(seed=cfg.seed, device=str(device), problem=problem.name,
+                       controller=choices.get("controller", type(controller).__name__))
+    finally:
+        trackers.finish(summary)
+    if summary.get("message"):
+        console.print(summary["message"], style="bold red" if summary["status"] != "converged" else None)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    try:
+        summary = run(cfg, Path(hc.runtime.output_dir), choices=dict(hc.runtime.choices),
+                      group=Path(hc.sweep.dir).name if multirun else None,
+                      name=hc.job.override_dirname or None if multirun else None)
+    except UserError as err:
+        print(f"alm-bench: error: {err}", file=sys.stderr)
+        if multirun:
+            raise
+        raise SystemExit(2) from None
+    if not multirun and summary["status"] in EXIT_STATUS:
+        raise SystemExit(EXIT_STATUS[summary["status"]])
+    return summary.get("objective")  # what a sweeper (e.g. Optuna) optimises

@@ -1,0 +1,58 @@
+"""Weights & Biases tracker. wandb is imported only when this tracker is used.
+
+Mode comes from WANDB_MODE (default offline), so a run never waits on a network it does not have;
+an online run whose server cannot be reached within `init_timeout` falls back to offline with a
+warning. The run is always finished, also when the run failed.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from alm_bench.tracking.base import RunInfo
+
+
+class WandbTracker:
+    def __init__(self, project: str = "alm-bench", entity: str | None = None, mode: str | None = None,
+                 tags: list[str] | None = None, init_timeout: float = 30.0) -> None:
+        self.project = project
+        self.entity = entity
+        self.mode = mode or os.environ.get("WANDB_MODE", "offline")
+        self.tags = list(tags or [])
+        self.init_timeout = init_timeout
+        self.run = None
+
+    def _init(self, wandb, run: RunInfo, mode: str):
+        return wandb.init(
+            project=self.project, entity=self.entity, mode=mode, dir=str(run.output_dir),
+            name=run.name, group=run.group, job_type=run.job_type, tags=self.tags + run.tags,
+            config=run.config, reinit="finish_previous",
+            settings=wandb.Settings(init_timeout=self.init_timeout, silent=True),
+        )
+
+    def start(self, run: RunInfo) -> None:
+        import wandb
+
+        try:
+            self.run = self._init(wandb, run, self.mode)
+        except Exception as e:  # unreachable server, bad key: keep the run, log offline
+            if self.mode == "offline":
+                raise
+            warnings.warn(f"W&B {self.mode} init failed ({type(e).__name__}: {e}); logging offline instead")
+            self.run = self._init(wandb, run, "offline")
+        self.run.define_metric("step")
+        self.run.define_metric("*", step_metric="step")
+
+    def log(self, row: dict[str, float]) -> None:
+        if self.run is not None:
+            self.run.log(row)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+        self.run.summary.update(flat)
+        self.run.finish(exit_code=0 if summary.get("status") in ("converged", "max_iterations") else 1)
+        self.run = None
