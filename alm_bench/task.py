@@ -19,6 +19,7 @@ from rich.console import Console
 
 from alm_bench.device import describe, resolve_device
 from alm_bench.errors import ConfigError, UserError, require
+from alm_bench.runners import RunContext, runner_for
 from alm_bench.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
 
@@ -59,14 +60,6 @@ def make_trackers(cfg: DictConfig) -> Trackers:
     return Trackers(trackers)
 
 
-def runner_for(kind: str):
-    if kind == "smooth":
-        from alm_bench.runners.smooth import run_smooth
-
-        return run_smooth
-    raise UserError(f"no runner for problems of kind {kind!r}")
-
-
 def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = None,
         group: str | None = None, name: str | None = None) -> dict[str, Any]:
     """Run one job; writes trace.csv and summary.json into output_dir and returns the summary."""
@@ -87,7 +80,9 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
                            total_steps=getattr(controller, "max_outer_iterations", None)))
     summary: dict[str, Any] = {"status": "failed", "message": "the run stopped on an unexpected error"}
     try:
-        summary = runner_for(problem.kind)(problem, controller, trackers, device)
+        ctx = RunContext(output_dir=output_dir, device=device, seed=cfg.seed,
+                         resume=Path(cfg.resume) if cfg.get("resume") else None)
+        summary = runner_for(problem.kind)(problem, controller, trackers, ctx)
         summary.update(seed=cfg.seed, device=str(device), problem=problem.name,
                        controller=choices.get("controller", type(controller).__name__))
     finally:

@@ -74,7 +74,7 @@ class ClassicALMState:
 class ClassicALM:
     """PHR augmented Lagrangian controller. Call `start` once, then `step(h, g)` after each inner solve."""
 
-    accepts = ("smooth",)
+    accepts = ("smooth", "stochastic", "conic")  # stochastic and conic loops reuse the update rules
 
     def __init__(
         self,

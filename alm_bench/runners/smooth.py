@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.runners import inner
+from alm_bench.runners import RunContext, inner
 from alm_bench.problems.base import Evaluation, SmoothProblem, constraint_names, evaluate, max_violation
 from alm_bench.tracking.base import Trackers
 
@@ -56,9 +56,8 @@ def kkt_residuals(e: Evaluation, lam: Tensor, mu: Tensor, x: Tensor) -> tuple[fl
     return float(grad.abs().max()), complementarity
 
 
-def run_smooth(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers,
-               device: torch.device) -> dict[str, Any]:
-    x = problem.initial_point().to(device=device, dtype=problem.dtype).clone().requires_grad_(True)
+def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
+    x = problem.initial_point().to(device=ctx.device, dtype=problem.dtype).clone().requires_grad_(True)
     with torch.no_grad():
         e0 = evaluate(problem, x)
     check_finite(e0, "at the initial point")
