@@ -1,3 +1,3 @@
 from alm_bench.cli import app
 
-app()
+app(prog_name="alm-bench")

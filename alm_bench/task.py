@@ -37,8 +37,15 @@ def build(node: DictConfig, field: str) -> Any:
         cause = err.__cause__
         if isinstance(cause, UserError):
             raise cause from None
-        detail = f"{type(cause).__name__}: {cause}" if cause else str(err).splitlines()[0]
-        raise ConfigError(f"{field}: cannot build {node._target_!r} ({detail})") from None
+        if isinstance(cause, ImportError):
+            root = cause.__cause__ or cause
+            raise ConfigError(f"{field}._target_: cannot import {node._target_!r} ({root}); the module must be "
+                              f"importable from the current folder or PYTHONPATH") from None
+        detail = " ".join(f"{type(cause).__name__}: {cause}".split()) if cause else str(err).splitlines()[0]
+        hint = ""
+        if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
+            hint = f"; to start from an empty {field} config use {field}=custom" if field == "problem" else ""
+        raise ConfigError(f"{field}: cannot build {node._target_!r} ({detail}){hint}") from None
 
 
 def check_compatible(problem: Any, controller: Any, choices: dict[str, str]) -> None:

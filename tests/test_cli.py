@@ -1,0 +1,136 @@
+"""The `alm-bench` command as a user runs it: train, sweeps, --cfg, help, errors, completion, plug-ins."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alm_bench.cli import complete_override, config_choices
+from conftest import REPO, read_summary, run_cli
+
+
+def test_version():
+    out = run_cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == "alm-bench 0.1.0"
+
+
+def test_help_lists_config_groups():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for text in ("train", "problem:", "controller:", "classic_alm", "hs"):
+        assert text in out.stdout, text
+
+
+def test_train_default_solves_the_seed_toy(tmp_path):
+    run_dir = tmp_path / "run"
+    out = run_cli("train", f"hydra.run.dir={run_dir}")
+    assert out.returncode == 0, out.stderr
+    assert "device: cpu (device=auto)" in out.stderr
+    summary = read_summary(run_dir)
+    assert summary["status"] == "converged" and abs(summary["x"][0] - 3.0) < 1e-4
+    composed = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+    assert composed["seed"] == 0 and composed["problem"]["instance"] == "toy"
+    header = (run_dir / "trace.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["step", "objective", "max_violation"] and "rho" in header
+
+
+def test_train_hs071_reaches_published_optimum(tmp_path):
+    out = run_cli("train", "problem=hs", "problem.name=hs071", "controller=classic_alm",
+                  f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 0, out.stderr
+    summary = read_summary(tmp_path)
+    assert abs(summary["objective"] - 17.0140173) <= 1e-6 * 17.0140173
+
+
+def test_default_run_folder_layout(outputs):
+    out = run_cli("train", "problem=hs", "problem.name=hs035")
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = (outputs / "runs").glob("*/*_hs_classic_alm")
+    assert (run_dir / "summary.json").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
+
+
+def test_multirun_puts_both_jobs_in_one_sweep_folder(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", "problem=hs", "problem.name=hs071,hs035", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    assert (sweep / "multirun.yaml").exists()
+    objectives = {read_summary(sweep / job)["problem"]: read_summary(sweep / job)["objective"] for job in ("0", "1")}
+    assert objectives["hs071"] == pytest.approx(17.0140173, rel=1e-6)
+    assert objectives["hs035"] == pytest.approx(1 / 9, rel=1e-6)
+
+
+def test_cfg_job_prints_the_composed_config_without_running(outputs):
+    out = run_cli("train", "--cfg", "job", "controller.rho=10")
+    assert out.returncode == 0, out.stderr
+    cfg = yaml.safe_load(out.stdout)
+    assert cfg["controller"]["rho"] == 10 and cfg["problem"]["_target_"].endswith("QuadraticProgram")
+    assert not outputs.exists()
+
+
+def test_hydra_help_lists_groups():
+    out = run_cli("train", "--help")
+    assert out.returncode == 0
+    assert "Config groups" in out.stdout and "controller: classic_alm" in out.stdout
+
+
+def test_unknown_group_option_lists_the_choices():
+    out = run_cli("train", "controller=no_such_controller")
+    assert out.returncode != 0
+    assert "no_such_controller" in out.stderr and "classic_alm" in out.stderr
+
+
+@pytest.mark.parametrize("override, message", [
+    ("controller.rho=-1", "controller.rho must be > 0, got -1"),
+    ("controller.feasibility_tol=-1e-3", "controller.feasibility_tol must be > 0"),
+    ("problem.name=hs999", "problem.name must be one of"),
+    ("device=cuda", "device=cuda was asked for"),
+])
+def test_invalid_value_is_one_clear_line(override, message, tmp_path):
+    args = ["problem=hs"] if override.startswith("problem.") else []
+    out = run_cli("train", *args, override, f"hydra.run.dir={tmp_path}")
+    if override == "device=cuda" and "cuda" in out.stdout + out.stderr and out.returncode == 0:
+        pytest.skip("this machine has CUDA")
+    assert out.returncode == 2
+    errors = [line for line in out.stderr.splitlines() if line.startswith("alm-bench: error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_user_problem_plugs_in_without_touching_the_package(tmp_path):
+    out = run_cli("train", "problem=custom", "problem._target_=my_problem.ClosestPointInDisc",
+                  "+problem.radius=2", f"hydra.run.dir={tmp_path}", cwd=REPO / "examples")
+    assert out.returncode == 0, out.stderr
+    summary = read_summary(tmp_path)
+    assert summary["status"] == "converged"
+    assert summary["objective"] == pytest.approx(summary["reference_objective"], rel=1e-8)
+
+
+def test_user_config_file_via_config_dir(tmp_path):
+    conf = tmp_path / "my_conf" / "problem"
+    conf.mkdir(parents=True)
+    (conf / "disc.yaml").write_text("_target_: my_problem.ClosestPointInDisc\nradius: 0.5\n")
+    out = run_cli("train", "--config-dir", str(tmp_path / "my_conf"), "problem=disc",
+                  f"hydra.run.dir={tmp_path / 'run'}", cwd=REPO / "examples")
+    assert out.returncode == 0, out.stderr
+    assert read_summary(tmp_path / "run")["x"][0] == pytest.approx(read_summary(tmp_path / "run")["x"][1], abs=1e-7)
+
+
+def test_completion_of_groups_and_options():
+    assert "controller=" in complete_override("contr")
+    assert complete_override("controller=cl") == ["controller=classic_alm"]
+    assert set(config_choices()) >= {"problem", "controller", "device", "logger", "experiment"}
+
+
+def test_shell_completion_through_the_installed_command():
+    exe = Path(sys.executable).with_name("alm-bench")
+    if not exe.exists():
+        pytest.skip("alm-bench console script not installed next to this python")
+    env = {**os.environ, "_ALM_BENCH_COMPLETE": "complete_bash", "COMP_WORDS": "alm-bench train problem=",
+           "COMP_CWORD": "2"}
+    out = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=60)
+    assert "problem=hs" in out.stdout and "problem=quadratic" in out.stdout
