@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test test-all bench clean
+.PHONY: help install run test bench bench-full clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -23,8 +23,11 @@ run: install  ## solve the default problem (seed-000 toy: min x^2 s.t. x >= 3) w
 test: install  ## run the test suite (W&B offline; no network, no GPU needed)
 	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install  ## benchmarks: classic ALM vs scipy on the HS set, ratios measured in one process
-	$(PY) -m alm_bench.bench
+bench: install  ## quick benchmarks (minutes): ratios against baselines measured in the same process
+	$(PY) -m bench
 
 clean:  ## remove run folders and caches (keeps .venv)
 	rm -rf outputs multirun wandb .pytest_cache build dist *.egg-info
+
+bench-full: install  ## every benchmark at full size (long)
+	$(PY) -m bench --full

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench [--full] [--only SUITE ...]` (also `make bench`, `make bench-full`)."""
