@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from importlib import resources
+from pathlib import Path
 
 import typer
 
@@ -56,8 +58,34 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """alm-bench: augmented Lagrangian experiments."""
 
 
+# Launcher/sweeper choices that come from optional Hydra plugins, and the module each needs.
+PLUGINS = {
+    "hydra/launcher=joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "hydra/launcher=submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "hydra/launcher=submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "hydra/launcher=slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "hydra/launcher=ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+    "hydra/sweeper=optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+    "experiment=tune_classic_alm": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+}
+
+
+def missing_plugin(args: list[str]) -> str | None:
+    """The one-line error for a launcher/sweeper whose plugin is not installed, else None."""
+    for arg in args:
+        module, package = PLUGINS.get(arg, (None, None))
+        if module and importlib.util.find_spec(module) is None:
+            return (f"{arg} needs the {package} plugin, which is not installed: "
+                    f"pip install 'alm-bench[sweeps]' (or pip install {package})")
+    return None
+
+
 def launch(args: list[str]) -> None:
     """Run the Hydra task with `args` as its command line (overrides, -m, --cfg, -h, ...)."""
+    problem = missing_plugin(args)
+    if problem:
+        typer.echo(f"alm-bench: error: {problem}", err=True)
+        raise typer.Exit(2)
     sys.argv = ["alm-bench", *args]
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # so problem._target_=my_module.MyProblem finds the user's module
@@ -79,6 +107,25 @@ def train(overrides: list[str] = typer.Argument(
     Everything after `train` goes to Hydra; `alm-bench train --help` shows the config groups.
     """
     launch(list(overrides or []))
+
+
+@app.command()
+def report(
+    paths: list[Path] = typer.Argument(..., help="Run folders, sweep folders, or folders above them."),
+    metric: list[str] = typer.Option(None, "--metric", "-k", help="Final metric to compare (repeatable)."),
+    by: str = typer.Option(None, "--by", help="Override that separates the two settings to pair, e.g. controller."),
+    baseline: str = typer.Option(None, "--baseline", help="Which value of --by is the baseline."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for the report (default: PATH/report)."),
+) -> None:
+    """Tabulate runs, plot their traces, and compare two settings on paired seeds."""
+    from alm_bench.errors import UserError
+    from alm_bench.report.build import report as build_report
+
+    try:
+        build_report(paths, out=out, metrics=metric or None, by=by, baseline=baseline)
+    except UserError as err:
+        typer.echo(f"alm-bench: error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

@@ -114,4 +114,5 @@ def main(cfg: DictConfig) -> float | None:
         raise SystemExit(2) from None
     if not multirun and summary["status"] in EXIT_STATUS:
         raise SystemExit(EXIT_STATUS[summary["status"]])
-    return summary.get("objective")  # what a sweeper (e.g. Optuna) optimises
+    value = summary.get(cfg.get("sweep_metric", "objective"))
+    return float(value) if isinstance(value, (int, float)) else None  # what a sweeper (e.g. Optuna) optimises

@@ -23,6 +23,10 @@ def test_wheel_install_runs_from_another_folder(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"alm_bench/conf/config.yaml", "alm_bench/conf/problem/hs.yaml",
             "alm_bench/conf/controller/classic_alm.yaml"} <= names
+    # every module and config of the source tree ships (a package missing from pyproject's list would not)
+    shipped = {str(p.relative_to(src)) for p in (src / "alm_bench").rglob("*.py")}
+    shipped |= {"alm_bench/conf/" + str(p.relative_to(src / "conf")) for p in (src / "conf").rglob("*.yaml")}
+    assert shipped - names == set()
 
     # A fresh venv that borrows only the third-party packages of this one (torch is 5 GB: not reinstalled).
     env_dir = tmp_path / "venv"

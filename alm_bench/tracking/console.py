@@ -48,6 +48,8 @@ class ConsoleTracker:
     def finish(self, summary: dict[str, Any]) -> None:
         if self.progress is not None:
             self.progress.stop()
+        if self.run is not None and self.run.group:
+            return  # a sweep job: the sweep's own log gives one line per job and a table at the end
         table = Table(title=f"{self.run.name if self.run else 'run'}: {summary.get('status', '?')}",
                       show_header=False, title_justify="left")
         table.add_column(style="bold")

@@ -1,0 +1,47 @@
+"""Sweeps through the launcher plugins, the sweep callback, W&B grouping, and the missing-plugin error."""
+
+from __future__ import annotations
+
+import pytest
+
+from alm_bench.cli import missing_plugin
+from conftest import read_summary, run_cli
+
+
+def test_joblib_sweep_runs_both_jobs_and_summarises(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "problem=hs",
+                  "problem.name=hs071,hs035", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    assert {read_summary(sweep / j)["problem"] for j in ("0", "1")} == {"hs071", "hs035"}
+    assert "[job 0] problem.name=hs071,problem=hs: done, objective=17.014017" in out.stderr
+    assert "[job 1] problem.name=hs035,problem=hs: done, objective=0.11111111" in out.stderr
+    assert "2 of 2 jobs finished" in out.stderr
+
+
+def test_submitit_local_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "seed=1,2",
+                  f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    assert [read_summary(sweep / j)["seed"] for j in ("0", "1")] == [1, 2]
+    assert all(read_summary(sweep / j)["status"] == "converged" for j in ("0", "1"))
+
+
+def test_wandb_offline_sweep_groups_its_runs(tmp_path):
+    sweep = tmp_path / "2026-01-01_00-00-00"
+    out = run_cli("train", "-m", "logger=wandb", "seed=0,1", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    for job in ("0", "1"):
+        (log,) = (sweep / job / "wandb").glob("offline-run-*/run-*.wandb")
+        records = log.read_bytes()
+        assert sweep.name.encode() in records  # the W&B group is the sweep
+        assert f"seed={job}".encode() in records  # the run name carries its overrides
+
+
+@pytest.mark.parametrize("arg", ["hydra/launcher=joblib", "hydra/sweeper=optuna"])
+def test_missing_plugin_is_one_clear_line(arg, monkeypatch):
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    message = missing_plugin(["-m", arg, "seed=1,2"])
+    assert message.startswith(f"{arg} needs the hydra-") and "pip install 'alm-bench[sweeps]'" in message
+    assert missing_plugin(["seed=1"]) is None
