@@ -45,3 +45,15 @@ def test_missing_plugin_is_one_clear_line(arg, monkeypatch):
     message = missing_plugin(["-m", arg, "seed=1,2"])
     assert message.startswith(f"{arg} needs the hydra-") and "pip install 'alm-bench[sweeps]'" in message
     assert missing_plugin(["seed=1"]) is None
+
+
+def test_optuna_preset_tunes_against_the_summary_metric(tmp_path):
+    sweep = tmp_path / "tune"
+    out = run_cli("train", "-m", "experiment=tune_classic_alm", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 0, out.stderr
+    import yaml
+
+    best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    trials = [read_summary(sweep / j)["inner_steps"] for j in ("0", "1", "2")]
+    assert best["best_value"] == min(trials)  # the sweeper saw each run's summary.inner_steps
+    assert set(best["best_params"]) == {"controller.rho", "controller.rho_growth", "controller.progress_ratio"}
