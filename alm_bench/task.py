@@ -6,7 +6,9 @@ which the CLI calls after rewriting sys.argv, so -m, --cfg, sweeps and launchers
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,10 @@ from rich.console import Console
 
 from alm_bench.device import describe, resolve_device
 from alm_bench.errors import ConfigError, UserError, require
-from alm_bench.runners import RunContext, runner_for
+from alm_bench.runners import RunContext, runner_for, signals_as_interrupt
 from alm_bench.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
+from alm_bench.tracking.files import write_json_atomic
 
 CONFIG_PATH = "pkg://alm_bench.conf"
 EXIT_STATUS = {"diverged": 1, "failed": 1, "interrupted": 130}
@@ -89,7 +92,8 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     try:
         ctx = RunContext(output_dir=output_dir, device=device, seed=cfg.seed,
                          resume=Path(cfg.resume) if cfg.get("resume") else None)
-        summary = runner_for(problem.kind)(problem, controller, trackers, ctx)
+        with signals_as_interrupt():
+            summary = runner_for(problem.kind)(problem, controller, trackers, ctx)
         summary.update(seed=cfg.seed, device=str(device), problem=problem.name,
                        controller=choices.get("controller", type(controller).__name__))
     finally:
@@ -99,19 +103,36 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     return summary
 
 
+def _failed_job(output_dir: Path, err: BaseException) -> dict[str, Any]:
+    """A sweep job that failed: say so in one line and in its folder, and let the sweep go on."""
+    message = str(err) if isinstance(err, UserError) else f"{type(err).__name__}: {err}"
+    if not isinstance(err, UserError) and os.environ.get("HYDRA_FULL_ERROR") == "1":
+        traceback.print_exception(err)
+    print(f"alm-bench: error: {message}", file=sys.stderr)
+    summary = {"status": "failed", "message": message}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(output_dir / FileTracker.SUMMARY, summary)
+    return summary
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    output_dir = Path(hc.runtime.output_dir)
     try:
-        summary = run(cfg, Path(hc.runtime.output_dir), choices=dict(hc.runtime.choices),
+        summary = run(cfg, output_dir, choices=dict(hc.runtime.choices),
                       group=Path(hc.sweep.dir).name if multirun else None,
                       name=hc.job.override_dirname or None if multirun else None)
     except UserError as err:
-        print(f"alm-bench: error: {err}", file=sys.stderr)
-        if multirun:
+        if not multirun:
+            print(f"alm-bench: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        summary = _failed_job(output_dir, err)
+    except Exception as err:  # a bug or a crash in one job must not take the rest of the sweep down
+        if not multirun:
             raise
-        raise SystemExit(2) from None
+        summary = _failed_job(output_dir, err)
     if not multirun and summary["status"] in EXIT_STATUS:
         raise SystemExit(EXIT_STATUS[summary["status"]])
     value = summary.get(cfg.get("sweep_metric", "objective"))

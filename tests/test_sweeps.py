@@ -14,9 +14,9 @@ def test_joblib_sweep_runs_both_jobs_and_summarises(tmp_path):
                   "problem.name=hs071,hs035", f"hydra.sweep.dir={sweep}")
     assert out.returncode == 0, out.stderr
     assert {read_summary(sweep / j)["problem"] for j in ("0", "1")} == {"hs071", "hs035"}
-    assert "[job 0] problem.name=hs071,problem=hs: done, objective=17.014017" in out.stderr
-    assert "[job 1] problem.name=hs035,problem=hs: done, objective=0.11111111" in out.stderr
-    assert "2 of 2 jobs finished" in out.stderr
+    assert "[job 0] problem.name=hs071,problem=hs: converged, objective=17.014017" in out.stderr
+    assert "[job 1] problem.name=hs035,problem=hs: converged, objective=0.11111111" in out.stderr
+    assert "2 of 2 jobs ran" in out.stderr
 
 
 def test_submitit_local_sweep(tmp_path):

@@ -81,7 +81,11 @@ def read_run(path: Path) -> Run:
         hydra_cfg = yaml.safe_load((hydra_dir / "hydra.yaml").read_text()) or {}
         choices = {k: str(v) for k, v in (hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices") or {}).items()
                    if not k.startswith("hydra/")}
-    return Run(path=path, summary=summary, overrides=overrides, choices=choices, trace=read_trace(path / "trace.csv"))
+    trace = read_trace(path / "trace.csv")
+    if summary.get("status") == "running" and trace:
+        # killed (or still running): its last complete trace row is the best summary there is
+        summary = {**trace[-1], **summary, "iterations": int(trace[-1].get("step", len(trace)))}
+    return Run(path=path, summary=summary, overrides=overrides, choices=choices, trace=trace)
 
 
 def find_runs(paths: list[Path]) -> list[Run]:

@@ -4,6 +4,9 @@ returning the summary dict (with at least status, message, objective, max_violat
 from __future__ import annotations
 
 import importlib
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -22,6 +25,26 @@ class RunContext:
     seed: int = 0
     resume: Path | None = None          # a previous run folder to continue from
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def signals_as_interrupt():
+    """Within this block SIGINT (Ctrl-C) and SIGTERM (a scheduler's kill, `timeout`) stop a run the same way:
+    the loop catches KeyboardInterrupt and writes status `interrupted` with the signal's name, its trace,
+    its summary (and its checkpoint, where the problem has one)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def runner_for(kind: str) -> Callable[..., dict[str, Any]]:

@@ -97,8 +97,8 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
                 break
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
-    except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted (Ctrl-C); trace and summary written"
+    except KeyboardInterrupt as err:
+        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
 
     summary: dict[str, Any] = {
         "status": status, "message": message,

@@ -41,6 +41,9 @@ class FileTracker:
     def start(self, run: RunInfo) -> None:
         self.dir = Path(run.output_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
+        # Replaced at the end; if the process is killed (SIGKILL, OOM) the folder still says what it was.
+        write_json_atomic(self.dir / self.SUMMARY, {"status": "running", "message": "no final summary: the run "
+                                                    "is still going, or was killed; see trace.csv"})
 
     def log(self, row: dict[str, float]) -> None:
         assert self.dir is not None, "start() first"
@@ -50,6 +53,25 @@ class FileTracker:
             self._writer.writeheader()
         self._writer.writerow(row)
         self._file.flush()  # a killed run still leaves only complete rows
+
+    def continue_trace(self, previous: Path, upto_step: int) -> None:
+        """On resume, before the first `log`: start trace.csv with the rows of `previous` (another run's
+        trace.csv, or this folder's own) up to `upto_step`; new rows are appended with the same columns,
+        so the trace has no gap and no duplicate step."""
+        assert self.dir is not None and self._writer is None, "start() first, log() after"
+        if not Path(previous).is_file():
+            return
+        with open(previous, newline="") as f:
+            reader = csv.DictReader(f)
+            fieldnames = list(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("step") not in (None, "") and float(r["step"]) <= upto_step]
+        if not fieldnames:
+            return
+        self._file = open(self.dir / self.TRACE, "w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=fieldnames, extrasaction="ignore", restval="")
+        self._writer.writeheader()
+        self._writer.writerows(rows)
+        self._file.flush()
 
     def finish(self, summary: dict[str, Any]) -> None:
         if self._file is not None:

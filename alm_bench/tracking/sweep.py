@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,18 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         job = config.hydra.job
-        if job_return.status == JobStatus.COMPLETED:
-            value = job_return.return_value
-            result = f"done, {config.get('sweep_metric', 'objective')}={value:.8g}" if isinstance(value, float) \
-                else "done"
-        else:
+        summary_file = Path(config.hydra.runtime.output_dir) / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
+        if job_return.status != JobStatus.COMPLETED:
             error = job_return._return_value
             result = f"[bold red]FAILED[/]: {escape(f'{type(error).__name__}: {error}')}"
+        elif summary.get("status") == "failed":
+            result = f"[bold red]FAILED[/]: {escape(str(summary.get('message', '')))}"
+        else:
+            value = job_return.return_value
+            metric = config.get("sweep_metric", "objective")
+            result = f"{summary.get('status', 'done')}, {metric}={value:.8g}" if isinstance(value, float) \
+                else summary.get("status", "done")
         _console().print(f"{escape(f'[job {job.num}]')} {escape(job.override_dirname or '(no overrides)')}: {result}", soft_wrap=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -45,10 +51,11 @@ class SweepSummary(Callback):
         except UserError as err:
             console.print(f"sweep {sweep_dir}: {err}")
             return
-        jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and (p / ".hydra").exists()), key=lambda p: p.name)
-        missing = [p.name for p in jobs if not (p / "summary.json").exists()]
-        console.print(f"sweep {sweep_dir}: {len(runs)} of {len(jobs)} jobs finished", soft_wrap=True)
+        failed = [r for r in runs if r.summary.get("status") == "failed"]
+        console.print(f"sweep {sweep_dir}: {len(runs) - len(failed)} of {len(runs)} jobs ran", soft_wrap=True)
         console.print(tables.rich_table(runs, ""))
-        if missing:
-            console.print(f"[bold red]jobs without a summary (failed before running):[/] {', '.join(missing)}")
         console.print(f"compare them: alm-bench report {sweep_dir}", soft_wrap=True)
+        if failed:
+            names = ", ".join(f"job {r.path.name} ({r.summary.get('message', '')})" for r in failed)
+            console.print(f"[bold red]{len(failed)} job(s) failed:[/] {escape(names)}", soft_wrap=True)
+            raise SystemExit(1)  # the sweep ran to the end, but its exit status says not all is well

@@ -7,11 +7,13 @@ warning. The run is always finished, also when the run failed.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
 from typing import Any
 
 from alm_bench.tracking.base import RunInfo
+
+log = logging.getLogger(__name__)
 
 
 class WandbTracker:
@@ -33,26 +35,49 @@ class WandbTracker:
         )
 
     def start(self, run: RunInfo) -> None:
-        import wandb
-
         try:
-            self.run = self._init(wandb, run, self.mode)
-        except Exception as e:  # unreachable server, bad key: keep the run, log offline
-            if self.mode == "offline":
-                raise
-            warnings.warn(f"W&B {self.mode} init failed ({type(e).__name__}: {e}); logging offline instead")
-            self.run = self._init(wandb, run, "offline")
-        self.run.define_metric("step")
-        self.run.define_metric("*", step_metric="step")
+            import wandb
+
+            try:
+                self.run = self._init(wandb, run, self.mode)
+            except Exception as e:  # unreachable server, bad key: keep the run, log offline
+                if self.mode == "offline":
+                    raise
+                reason = " ".join(str(e).split())[:200]
+                log.warning(f"W&B {self.mode} init failed ({type(e).__name__}: {reason}); logging offline instead")
+                self.run = self._init(wandb, run, "offline")
+            self.run.define_metric("step")
+            self.run.define_metric("*", step_metric="step")
+        except Exception as e:
+            self._give_up("start", e)
+
+    def _give_up(self, where: str, error: Exception) -> None:
+        """W&B broke: warn once and carry on without it. The local trace never depends on W&B."""
+        reason = " ".join(str(error).split())[:200]
+        log.warning(f"W&B failed in {where} ({type(error).__name__}: {reason}); the run goes on without W&B, "
+                    f"its trace.csv and summary.json are complete")
+        run, self.run = self.run, None
+        if run is not None:
+            try:
+                run.finish(exit_code=1)
+            except Exception:
+                pass
 
     def log(self, row: dict[str, float]) -> None:
-        if self.run is not None:
+        if self.run is None:
+            return
+        try:
             self.run.log(row)
+        except Exception as e:
+            self._give_up("log", e)
 
     def finish(self, summary: dict[str, Any]) -> None:
         if self.run is None:
             return
-        flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
-        self.run.summary.update(flat)
-        self.run.finish(exit_code=0 if summary.get("status") in ("converged", "max_iterations") else 1)
+        try:
+            flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
+            self.run.summary.update(flat)
+            self.run.finish(exit_code=0 if summary.get("status") in ("converged", "max_iterations") else 1)
+        except Exception as e:
+            self._give_up("finish", e)
         self.run = None
