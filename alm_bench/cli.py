@@ -54,8 +54,11 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print the version and exit.")) -> None:
+                                       help="Print the version and exit."),
+          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors.")) -> None:
     """alm-bench: augmented Lagrangian experiments."""
+    if debug:
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own switch; alm-bench's errors honour it too
 
 
 # Launcher/sweeper choices that come from optional Hydra plugins, and the module each needs.
@@ -124,6 +127,8 @@ def report(
     try:
         build_report(paths, out=out, metrics=metric or None, by=by, baseline=baseline)
     except UserError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
         typer.echo(f"alm-bench: error: {err}", err=True)
         raise typer.Exit(2) from None
 

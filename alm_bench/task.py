@@ -126,6 +126,8 @@ def main(cfg: DictConfig) -> float | None:
                       name=hc.job.override_dirname or None if multirun else None)
     except UserError as err:
         if not multirun:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exception(err)
             print(f"alm-bench: error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
         summary = _failed_job(output_dir, err)

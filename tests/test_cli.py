@@ -134,3 +134,14 @@ def test_shell_completion_through_the_installed_command():
            "COMP_CWORD": "2"}
     out = subprocess.run([str(exe)], env=env, capture_output=True, text=True, timeout=60)
     assert "problem=hs" in out.stdout and "problem=quadratic" in out.stdout
+
+
+def test_debug_shows_the_traceback_of_an_input_error(tmp_path):
+    out = run_cli("--debug", "train", "controller.rho=-1", f"hydra.run.dir={tmp_path}")
+    assert out.returncode == 2
+    assert "Traceback" in out.stderr and out.stderr.rstrip().endswith("controller.rho must be > 0, got -1")
+
+
+def test_hydra_info():
+    out = run_cli("train", "--info")
+    assert out.returncode == 0 and "Hydra" in out.stdout and "alm_bench.conf" in out.stdout
