@@ -31,30 +31,35 @@ def _gradient(loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, T
 
 def newton_polish(loss_fn: Callable[[Tensor], Tensor], x: Tensor, tol: float, max_steps: int = 20) -> int:
     """Damped Newton steps on loss_fn from x (updated in place) until |grad|_inf <= tol.
-    Returns the number of evaluations (gradient or Hessian) it used."""
+
+    A step is accepted on Armijo's test; once the loss changes only at round-off level (where Armijo cannot
+    judge), on a smaller gradient norm instead. Returns the number of evaluations (gradient or Hessian)."""
     evaluations = 0
-    _, grad = _gradient(loss_fn, x)
+    loss, grad = _gradient(loss_fn, x)
+    eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
     for _ in range(max_steps):
         if grad.abs().max() <= tol:
             break
         hessian = torch.autograd.functional.hessian(loss_fn, x.detach())
         evaluations += 1
         hessian = 0.5 * (hessian + hessian.T)
-        shift = 0.0
-        scale = float(hessian.diagonal().abs().max()) or 1.0
-        eye = torch.eye(len(x), dtype=x.dtype, device=x.device)
-        for _ in range(60):  # smallest shift that makes H + shift I positive definite
+        shift, scale = 0.0, float(hessian.diagonal().abs().max()) or 1.0
+        for _ in range(60):  # the smallest shift that makes H + shift I positive definite
             chol, info = torch.linalg.cholesky_ex(hessian + shift * eye)
             if info == 0:
                 break
             shift = max(2 * shift, 1e-12 * scale)
         direction = torch.cholesky_solve(-grad.unsqueeze(1), chol).squeeze(1)
-        accepted = False
-        step = 1.0
-        for _ in range(30):
-            _, trial = _gradient(loss_fn, x.detach() + step * direction)
+        slope = float(grad @ direction)  # < 0: a descent direction
+        roundoff = 1e-13 * max(1.0, abs(float(loss)))
+        step, accepted = 1.0, False
+        for _ in range(40):
+            trial_loss, trial_grad = _gradient(loss_fn, x.detach() + step * direction)
             evaluations += 1
-            if torch.isfinite(trial).all() and trial.norm() < grad.norm():
+            change = float(trial_loss - loss)
+            if torch.isfinite(trial_grad).all() and (
+                    change <= 1e-4 * step * slope
+                    or (abs(change) <= roundoff and trial_grad.norm() < grad.norm())):
                 accepted = True
                 break
             step *= 0.5
@@ -62,7 +67,7 @@ def newton_polish(loss_fn: Callable[[Tensor], Tensor], x: Tensor, tol: float, ma
             break
         with torch.no_grad():
             x.add_(step * direction)
-        grad = trial
+        loss, grad = trial_loss, trial_grad
     return evaluations
 
 
