@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from alm_bench import run_stamp
 from alm_bench.device import describe, resolve_device
 from alm_bench.errors import ConfigError, UserError, require
 from alm_bench.runners import RunContext, runner_for, signals_as_interrupt
@@ -27,6 +28,7 @@ from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
 from alm_bench.tracking.files import write_json_atomic
 
 CONFIG_PATH = "pkg://alm_bench.conf"
+run_stamp.register()  # before Hydra composes hydra.run.dir
 EXIT_STATUS = {"diverged": 1, "failed": 1, "interrupted": 130}
 
 

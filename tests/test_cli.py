@@ -145,3 +145,14 @@ def test_debug_shows_the_traceback_of_an_input_error(tmp_path):
 def test_hydra_info():
     out = run_cli("train", "--info")
     assert out.returncode == 0 and "Hydra" in out.stdout and "alm_bench.conf" in out.stdout
+
+
+def test_run_folder_stamp_is_shared_by_torchrun_ranks(monkeypatch):
+    from alm_bench.run_stamp import run_stamp
+
+    single = run_stamp()
+    assert len(single.split("/")[1]) == len("10-16-28-457951")  # microseconds: parallel runs get their own folder
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    # every rank is a child of the same agent: same parent pid and start time -> the same folder
+    assert run_stamp() == run_stamp() and run_stamp().endswith(f"-torchrun{os.getppid()}")
