@@ -16,11 +16,12 @@ from alm_bench import __version__
 def config_choices() -> dict[str, list[str]]:
     """Every config group under conf/ and the options it offers (file names without .yaml)."""
     root = resources.files("alm_bench.conf")
-    return {
+    groups = {
         group.name: sorted(f.name[: -len(".yaml")] for f in group.iterdir() if f.name.endswith(".yaml"))
         for group in sorted(root.iterdir(), key=lambda p: p.name)
         if group.is_dir() and not group.name.startswith(("_", "."))
     }
+    return {name: options for name, options in groups.items() if options}
 
 
 def complete_override(incomplete: str) -> list[str]:
