@@ -134,6 +134,70 @@ def report(
         raise typer.Exit(2) from None
 
 
+# ---- solve: sugar over the same Hydra task, with the conic problem and BALA preselected ----------------
+
+solve_app = typer.Typer(help="Solve an SDP: `alm-bench solve maxcut G1.mat`, `alm-bench solve sdp theta1.dat-s`.",
+                        no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(solve_app, name="solve")
+
+
+def _quoted(value: str) -> str:
+    """A Hydra override value that keeps spaces, '=' and other grammar characters literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def path_override(files: str) -> str:
+    """problem.path=FILE as an absolute path; FILE1,FILE2 becomes a sweep over the files (with -m)."""
+    paths = [str(Path(f).expanduser().resolve()) for f in files.split(",") if f]
+    return "problem.path=" + ",".join(_quoted(p) for p in paths)
+
+
+# Hydra flags that take a value (`--cfg job`, `--info defaults`, ...).
+HYDRA_VALUE_FLAGS = {"--cfg", "-c", "--package", "-p", "--info", "-i", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra flags with their values, overrides): Hydra's argparse wants every override after the flags."""
+    flags, overrides = [], []
+    it = iter(range(len(args)))
+    for k in it:
+        arg = args[k]
+        if arg.startswith("-"):
+            flags.append(arg)
+            if arg in HYDRA_VALUE_FLAGS and k + 1 < len(args) and "=" not in args[k + 1]:
+                flags.append(args[k + 1])
+                next(it, None)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def _solve(problem: str, file: str, overrides: list[str] | None) -> None:
+    flags, rest = split_flags(list(overrides or []))
+    launch(["--config-name", "solve", *flags, f"problem={problem}", path_override(file), *rest])
+
+
+@solve_app.command("maxcut", context_settings=HYDRA_ARGS)
+def solve_maxcut(
+    file: str = typer.Argument(..., help="Graph file: .mat (SuiteSparse or plain), rudy/G-set text, or .mtx. "
+                                         "Several, comma-separated, sweep with -m."),
+    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+                                          help="Hydra overrides, e.g. controller=classic_alm problem.tol=1e-4, -m."),
+) -> None:
+    """Max-Cut SDP bound (certified), a rounded cut, eps_p/eps_d/eps_g and timings; BALA by default."""
+    _solve("maxcut", file, overrides)
+
+
+@solve_app.command("sdp", context_settings=HYDRA_ARGS)
+def solve_sdp(
+    file: str = typer.Argument(..., help="SDPA sparse file (.dat-s, gzip accepted)."),
+    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+                                          help="Hydra overrides, e.g. problem.trace_bound=100 controller=scs, -m."),
+) -> None:
+    """An SDP in SDPA format: certified bound and eps_p/eps_d/eps_g; BALA by default."""
+    _solve("sdp", file, overrides)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,222 @@
+"""BALA, the bundle-based augmented Lagrangian method (Liao & Zheng 2025; seed 003), for conic problems.
+
+Each iteration, from the center (x_k, y_k) and an inner set Omega_k of Omega:
+    w = argmin_{Omega_k} L_rho(., y_k);  z = y_k + rho (b - A w);  v = argmin_Omega L(., z) (the oracle);
+    descent if g(z) <= g(y_k) - beta (g(y_k) - g_k(z)), where g_k(z) = -L(w, z); else a null step.
+For SDPs Omega_k = {eta W + P S P^T : eta >= 0, S PSD, eta + tr S <= gamma} (a spectral bundle). The loop
+lives in alm_bench/runners/conic_bala.py; this module holds the configuration, the state and the pure
+rules (projection, descent test, penalty rule, the small subproblem), each testable on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from alm_bench.errors import require, require_positive
+
+
+# ---- pure rules ------------------------------------------------------------------------------------
+
+def capped_simplex_projection(v: Tensor, cap: float) -> Tensor:
+    """Euclidean projection of v onto {x >= 0, sum x <= cap} (sorting algorithm)."""
+    clipped = v.clamp(min=0)
+    if float(clipped.sum()) <= cap:
+        return clipped
+    u, _ = torch.sort(v, descending=True)
+    cumulative = torch.cumsum(u, 0) - cap
+    index = torch.arange(1, v.numel() + 1, dtype=v.dtype, device=v.device)
+    active = u - cumulative / index > 0
+    k = int(active.nonzero().max()) if bool(active.any()) else 0
+    tau = cumulative[k] / (k + 1)
+    return (v - tau).clamp(min=0)
+
+
+def descent_test(g_z: float, g_y: float, g_model_z: float, beta: float) -> bool:
+    """The proximal-bundle test: the true decrease is at least beta times the model's predicted decrease."""
+    return g_z <= g_y - beta * (g_y - g_model_z)
+
+
+def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
+             down_after: int, factor: float, span: float) -> tuple[float, bool]:
+    """Adapt rho only on streaks: `up_after` descents in a row -> rho * factor (the model is good, take
+    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / span, rho0 * span].
+    Returns the new rho and whether it changed (the caller then resets its streak counters)."""
+    new = rho
+    if descent_streak >= up_after:
+        new = rho * factor
+    elif null_streak >= down_after:
+        new = rho / factor
+    new = min(max(new, rho0 / span), rho0 * span)
+    return new, new != rho
+
+
+def svec_indices(r: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Upper-triangle indices (a <= b) and the svec weights (1 on the diagonal, sqrt 2 off it), which make
+    <S, T> = svec(S) . svec(T)."""
+    a, b = torch.triu_indices(r, r, device=device)
+    weight = torch.where(a == b, 1.0, math.sqrt(2.0)).to(torch.float64)
+    return a, b, weight
+
+
+def svec(s: Tensor, idx: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    a, b, weight = idx
+    return s[a, b] * weight
+
+
+def smat(x: Tensor, r: int, idx: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    a, b, weight = idx
+    s = torch.zeros(r, r, dtype=x.dtype, device=x.device)
+    s[a, b] = x / weight
+    s[b, a] = x / weight
+    return s
+
+
+@dataclass
+class Subproblem:
+    """min_x  1/2 x^T (rho G) x - q^T x  over x = (eta, svec S) with eta >= 0, S PSD, eta + tr S <= gamma,
+    where G = A_sub^T A_sub and A_sub = [A(W), A(p_a p_b^T) in svec order]. `use_eta` False drops eta."""
+
+    gram: Tensor          # (1 + d, 1 + d)
+    q: Tensor             # (1 + d,)
+    rho: float
+    gamma: float
+    r: int
+    use_eta: bool
+    idx: tuple[Tensor, Tensor, Tensor]
+
+    def project(self, x: Tensor) -> Tensor:
+        s = smat(x[1:], self.r, self.idx)
+        lam, q = torch.linalg.eigh(s)
+        if self.use_eta:
+            values = capped_simplex_projection(torch.cat([x[:1], lam]), self.gamma)
+            eta, lam = values[:1], values[1:]
+        else:
+            eta, lam = x.new_zeros(1), capped_simplex_projection(lam, self.gamma)
+        return torch.cat([eta, svec((q * lam) @ q.T, self.idx)])
+
+    def gradient(self, x: Tensor) -> Tensor:
+        return self.rho * (self.gram @ x) - self.q
+
+    def frank_wolfe_gap(self, x: Tensor, grad: Tensor) -> float:
+        """grad^T x - min_{feasible u} grad^T u: the subproblem's certified suboptimality."""
+        lam_min = float(torch.linalg.eigvalsh(smat(grad[1:], self.r, self.idx))[0])
+        candidates = [0.0, lam_min] + ([float(grad[0])] if self.use_eta else [])
+        return float(grad @ x) - self.gamma * min(candidates)
+
+
+def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa: float,
+                     max_iter: int, check_every: int = 5) -> tuple[Tensor, int, float]:
+    """FISTA with gradient restart and the exact projection, from x0. Stops when the Frank-Wolfe gap is
+    below kappa^2 * (rho/2) |b - A x|^2, tying the subproblem's error to the decrease BALA predicts (a
+    fixed tolerance is either too loose, stalling eps_p, or too tight, wasting time).
+    `residual_sq(x)` gives |b - A x|^2. Returns x, iterations, final gap."""
+    lipschitz = sub.rho * float(torch.linalg.eigvalsh(sub.gram)[-1])
+    step = 1.0 / max(lipschitz, 1e-300)
+    x = sub.project(x0)
+    y, t = x.clone(), 1.0
+    gap = float("inf")
+    for it in range(1, max_iter + 1):
+        grad_y = sub.gradient(y)
+        x_new = sub.project(y - step * grad_y)
+        if float(grad_y @ (x_new - x)) > 0:  # gradient restart (O'Donoghue & Candes): momentum points uphill
+            t = 1.0
+            y = x.clone()
+            x_new = sub.project(y - step * sub.gradient(y))
+        t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        y = x_new + ((t - 1) / t_new) * (x_new - x)
+        x, t = x_new, t_new
+        if it % check_every == 0 or it == max_iter:
+            gap = sub.frank_wolfe_gap(x, sub.gradient(x))
+            if gap <= kappa ** 2 * 0.5 * sub.rho * residual_sq(x):
+                return x, it, gap
+    return x, max_iter, gap
+
+
+# ---- the controller ---------------------------------------------------------------------------------
+
+@dataclass
+class BALAState:
+    rho: float = 0.0
+    rho0: float = 0.0
+    descent_streak: int = 0
+    null_streak: int = 0
+    descent_steps: int = 0
+    null_steps: int = 0
+    r_p: int = 0
+    iteration: int = 0
+
+
+class BALA:
+    accepts = ("conic",)
+
+    def __init__(self, rho: float | None = None, rho_scale: float = 0.06, beta: float = 0.25,
+                 r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
+                 max_iterations: int = 2000, subproblem_max_iter: int = 500,
+                 eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
+                 rho_factor: float = 2.0, rho_span: float = 10.0, time_limit_s: float | None = None) -> None:
+        if rho is not None:
+            require_positive("controller.rho", rho)
+        require_positive("controller.rho_scale", rho_scale)
+        require(0 < beta < 1, "controller.beta", "in (0, 1)", beta)
+        for name, value in (("r_p_min", r_p_min), ("r_p_max", r_p_max), ("r_c", r_c),
+                            ("max_iterations", max_iterations), ("subproblem_max_iter", subproblem_max_iter),
+                            ("eig_max_iter", eig_max_iter), ("rho_up_after", rho_up_after),
+                            ("rho_down_after", rho_down_after)):
+            require(isinstance(value, int) and value >= 1, f"controller.{name}", "an integer >= 1", value)
+        require(r_p_max >= r_p_min, "controller.r_p_max", f">= r_p_min ({r_p_min})", r_p_max)
+        require_positive("controller.kappa", kappa)
+        require(rho_factor > 1, "controller.rho_factor", "> 1", rho_factor)
+        require(rho_span >= 1, "controller.rho_span", ">= 1", rho_span)
+        if time_limit_s is not None:
+            require_positive("controller.time_limit_s", time_limit_s)
+        self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
+        self.r_p_min, self.r_p_max, self.r_c, self.kappa = r_p_min, r_p_max, r_c, kappa
+        self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
+        self.rho_up_after, self.rho_down_after = rho_up_after, rho_down_after
+        self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
+        self.state = BALAState(r_p=r_p_min)
+
+    def start(self, c_norm: float, n: int, gamma: float | None = None) -> None:
+        """rho0 = rho_scale |C|_F sqrt(n) / gamma unless rho is given: on Max-Cut (gamma = n) the scale that
+        worked on the G-set, |C|_F / sqrt(n); the 1/gamma keeps it invariant when X and b are rescaled
+        (y is unchanged and b - A(X) scales with X, so rho must scale inversely)."""
+        gamma = float(n) if gamma is None else gamma
+        rho0 = (self.rho_init if self.rho_init is not None
+                else self.rho_scale * max(c_norm, 1e-12) * math.sqrt(n) / gamma)
+        self.state = BALAState(rho=rho0, rho0=rho0, r_p=self.r_p_min)
+
+    def record_step(self, descent: bool) -> None:
+        """Count the step, then the streak rule for rho."""
+        s = self.state
+        s.iteration += 1
+        if descent:
+            s.descent_steps += 1
+            s.descent_streak, s.null_streak = s.descent_streak + 1, 0
+        else:
+            s.null_steps += 1
+            s.null_streak, s.descent_streak = s.null_streak + 1, 0
+        s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
+                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span)
+        if changed:
+            s.descent_streak = s.null_streak = 0
+
+    def next_rank(self, rank_s: int) -> int:
+        """r_p <- max(r_p_min, rank(S) + 2), shrinking by at most 1 per iteration, at most r_p_max: r_p below
+        rank(X*) + 1 stalls, and a bundle that shrinks fast forgets directions it needs again."""
+        s = self.state
+        s.r_p = min(self.r_p_max, max(self.r_p_min, rank_s + 2, s.r_p - 1))
+        return s.r_p
+
+    def metrics(self) -> dict[str, float]:
+        return {"rho": self.state.rho, "r_p": self.state.r_p}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self.state))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state = BALAState(**state)

@@ -1,0 +1,185 @@
+"""The loop for conic problems (SDPs, Max-Cut, box LPs): one runner measures every solver the same way.
+
+A solver is an iterator of `ConicIterate`s (BALA, classic ALM on the Burer-Monteiro factor, the mixing
+method, SCS); this runner computes the slides' metrics from each (our code for every solver, so the
+comparison is fair), logs one trace row per iteration, stops at max(eps_p, eps_d, eps_g) <= problem.tol,
+recertifies the best dual bound with a reliable eigenvalue at the end, rounds the factor to a cut
+(Max-Cut) and writes the partition.
+
+    eps_p = |A(X) - b| / (1 + |b|)
+    eps_d = |C - A^*(y) - Z| / (1 + |C|)        (0 when y is shifted to exact feasibility)
+    eps_g = |<C, X> - <b, y>| / (1 + |<C, X>| + |<b, y>|)
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from alm_bench.errors import UserError
+from alm_bench.problems.eigen_oracle import DENSE_LIMIT, certified_lambda_min
+from alm_bench.problems.lp import BoxLP
+from alm_bench.problems.sdp import ConicSDP, MaxCut
+from alm_bench.runners import RunContext
+from alm_bench.runners.conic_iterate import ConicIterate
+from alm_bench.tracking.base import Trackers
+
+CUT_FILE = "cut.txt"
+# BLAS threads for CPU runs. The loops do many small dense products: two threads gave no speed-up, and
+# when another process keeps the cores busy, OpenBLAS's spinning threads made LAPACK calls 100x slower.
+BLAS_THREADS = int(os.environ.get("ALM_BENCH_BLAS_THREADS", "1"))
+
+
+class Diverged(Exception):
+    """NaN or Inf in an iterate."""
+
+
+@contextmanager
+def cpu_threads(device: torch.device):
+    if device.type != "cpu" or BLAS_THREADS <= 0:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(BLAS_THREADS)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it numpy/scipy keep their default thread count
+        threadpool_limits = None
+    try:
+        if threadpool_limits is None:
+            yield
+        else:
+            with threadpool_limits(limits=BLAS_THREADS, user_api="blas"):
+                yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# Which loop runs each controller on a conic problem (by class name, so a loop is imported only when used).
+LOOPS = {"BALA": "conic_bala", "ClassicALM": "conic_burer_monteiro", "MixingMethod": "conic_mixing",
+         "SCSSolver": "conic_scs"}
+
+
+def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext) -> Iterator[ConicIterate]:
+    """The controller's loop on this problem."""
+    name = LOOPS.get(type(controller).__name__)
+    if isinstance(problem, BoxLP):
+        if name != "conic_bala":
+            raise UserError(f"problem=lp is solved by controller=bala only (its LP variant), "
+                            f"not by {type(controller).__name__}")
+        name = "conic_lp"
+    if name is None:
+        raise UserError(f"controller {type(controller).__name__} has no loop for conic problems")
+    return importlib.import_module(f"alm_bench.runners.{name}").iterate(problem, controller, ctx)
+
+
+def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tuple[float, float, float]:
+    """(the dual value for eps_g, eps_d, the lower bound <b, y> + gamma min(0, lambda_min) on the optimum).
+    With a multiplier e of the identity, y + min(0, lambda_min) e is exactly dual feasible: eps_d = 0 and
+    the dual value is the bound. Otherwise eps_d is the norm of the negative part of C - A^*(y)."""
+    by = float(problem.b @ y)
+    bound = by + problem.gamma * min(0.0, lambda_min)
+    if problem.identity_multiplier is not None:
+        return bound, 0.0, bound
+    if problem.n > DENSE_LIMIT:
+        return by, float("nan"), bound
+    values = np.linalg.eigvalsh(problem.slack(y).scipy().toarray())
+    negative = float(np.sqrt((np.minimum(values, 0.0) ** 2).sum()))
+    return by, negative / (1 + problem.c_norm), bound
+
+
+def relative_gap(primal: float, dual: float) -> float:
+    return abs(primal - dual) / (1 + abs(primal) + abs(dual))
+
+
+def run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
+    with cpu_threads(ctx.device):
+        return _run(problem, controller, trackers, ctx)
+
+
+def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
+    iterations = solver_iterations(problem, controller, ctx)
+    b_norm = float(np.linalg.norm(problem.b_np))
+    status, message = "max_iterations", ""
+    last: dict[str, Any] = {}
+    best_bound, best_y, factor = -math.inf, None, None
+    max_iterations = getattr(controller, "max_iterations", None) or getattr(controller, "max_outer_iterations", 0)
+    time_limit = getattr(controller, "time_limit_s", None)
+    start = time.perf_counter()
+    step = 0
+    try:
+        for it in iterations:
+            step += 1
+            values = [it.objective, float(it.residual.abs().max()), float(it.y.abs().max()), it.lambda_min]
+            if not all(math.isfinite(v) for v in values):
+                raise Diverged(f"a NaN or Inf appeared at iteration {step}")
+            if it.dual_value is not None:
+                dual, eps_d, bound = it.dual_value, 0.0, it.dual_value
+            else:
+                dual, eps_d, bound = dual_objective(problem, it.y, it.lambda_min)
+            if bound > best_bound:
+                best_bound, best_y = bound, it.y.clone()
+            eps_p = float(it.residual.norm()) / (1 + b_norm)
+            eps_g = relative_gap(it.objective, dual)
+            factor = it.factor if it.factor is not None else factor
+            row = {"step": step, "objective": it.objective, "bound": bound, "eps_p": eps_p, "eps_d": eps_d,
+                   "eps_g": eps_g, "max_eps": max(eps_p, eps_d, eps_g),
+                   "max_violation": float(it.residual.abs().max()), **it.row,
+                   "wall_time_s": time.perf_counter() - start}
+            trackers.log(row)
+            last = row
+            if row["max_eps"] <= problem.tol:
+                status = "converged"
+                break
+            if max_iterations and step >= max_iterations:
+                break
+            if time_limit is not None and row["wall_time_s"] >= time_limit:
+                message = f"stopped at the time limit of {time_limit} s"
+                break
+    except Diverged as err:
+        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
+    except KeyboardInterrupt as err:
+        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+    solve_time = time.perf_counter() - start
+
+    summary: dict[str, Any] = {"status": status, "message": message, "objective": last.get("objective"),
+                               "max_violation": last.get("max_violation"), "iterations": step,
+                               "wall_time_s": solve_time, **{k: last.get(k) for k in ("eps_p", "eps_d", "eps_g")}}
+    for key in ("descent_steps", "null_steps"):
+        if hasattr(getattr(controller, "state", None), key):
+            summary[key] = getattr(controller.state, key)
+    if isinstance(problem, BoxLP):
+        summary["dual_bound"] = best_bound  # the LP's dual function is exact: no recertification needed
+        if problem.reference_objective is not None and last:
+            summary["relative_error"] = abs(last["objective"] - problem.reference_objective) / max(
+                1.0, abs(problem.reference_objective))
+    elif best_y is not None and status != "interrupted":
+        t0 = time.perf_counter()
+        lam = certified_lambda_min(problem.slack(best_y))
+        certified = float(problem.b @ best_y) + problem.gamma * min(0.0, lam)
+        summary.update(sdp_bound=problem.report_value(certified), certify_time_s=time.perf_counter() - t0,
+                       sdp_value=problem.report_value(last["objective"]) if last else None)
+        if last:
+            summary["relative_gap"] = relative_gap(last["objective"], certified)
+    if isinstance(problem, MaxCut) and factor is not None and status != "interrupted":
+        summary.update(_round(problem, factor, ctx))
+    summary.update(problem.summary_fields())
+    return summary
+
+
+def _round(problem: MaxCut, factor: torch.Tensor, ctx: RunContext) -> dict[str, Any]:
+    from alm_bench.rounding import goemans_williamson, write_partition
+
+    t0 = time.perf_counter()
+    signs, cut = goemans_williamson(problem.adjacency, factor.detach().cpu().numpy(), trials=problem.rounding_trials,
+                                    seed=ctx.seed, local_search=problem.local_search)
+    path = ctx.output_dir / CUT_FILE
+    write_partition(path, signs)
+    return {"cut_value": cut, "cut_file": str(path), "rounding_time_s": time.perf_counter() - t0}

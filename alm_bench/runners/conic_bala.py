@@ -1,0 +1,134 @@
+"""The BALA loop on a conic problem with the spectral bundle (see alm_bench/controllers/bala.py).
+
+The bundle is P (n x r, orthonormal) plus an aggregate W (tr W = 1) of which only A(W) and <C, W> are kept:
+W itself is never formed. Per iteration: the small subproblem in (eta, S) -> w, z -> the eigen-oracle at z
+-> descent or null step -> model update (keep the top r_p directions of S, fold the rest into W, add the
+oracle's r_c new eigenvectors), which keeps both w and v = gamma u u^T in the next inner set.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from alm_bench.controllers.bala import BALA, Subproblem, descent_test, smat, solve_subproblem, svec, svec_indices
+from alm_bench.problems.eigen_oracle import BlockLOBPCG
+from alm_bench.problems.sdp import ConicSDP
+from alm_bench.runners import RunContext
+from alm_bench.runners.conic_iterate import ConicIterate
+
+EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
+RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
+
+
+def dual_function(b: Tensor, y: Tensor, gamma: float, lambda_min: float) -> float:
+    """g(y) = -<b, y> - gamma min(0, lambda_min(C - A^* y)); -g(y) is a lower bound on the optimal value."""
+    return -float(b @ y) - gamma * min(0.0, lambda_min)
+
+
+def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
+    """[kept, orthonormal part of `new` orthogonal to kept] (dependent directions dropped)."""
+    for _ in range(2):
+        new = new - kept @ (kept.T @ new)
+    q, r = torch.linalg.qr(new)
+    keep = r.diagonal().abs() > 1e-8 * max(float(r.diagonal().abs().max()), 1e-300)
+    return torch.cat([kept, q[:, keep]], dim=1)
+
+
+def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext) -> Iterator[ConicIterate]:
+    device = ctx.device
+    problem.to(device)
+    n, gamma, b = problem.n, problem.gamma, problem.b
+    ctl.start(problem.c_norm, n, gamma)
+    oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
+
+    y = problem.initial_dual()
+    slack = problem.slack(y)
+    scale = slack.gershgorin()
+    found = oracle(slack, ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, 1e-3 * scale)
+    lam_y = float(found.values[0])
+    g_y = dual_function(b, y, gamma, lam_y)
+    eig_gap = max(found.next_value - float(found.values[0]), 1e-12 * scale)
+    basis = found.vectors
+    # The aggregate starts as I/n: A(I)/n and tr(C)/n.
+    agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
+    warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
+
+    while True:
+        t0 = time.perf_counter()
+        s = ctl.state
+        r = basis.shape[1]
+        idx = svec_indices(r, device)
+        gram_full = problem.constraint_gram(basis)
+        m_svec = gram_full[:, idx[0], idx[1]] * idx[2]
+        a_sub = torch.cat([agg_a[:, None], m_svec], dim=1)
+        c_basis = basis.T @ problem.c_mm(basis)
+        c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
+        gram = a_sub.T @ a_sub
+        q = s.rho * (a_sub.T @ b) + a_sub.T @ y - c_vec
+        if not use_eta:  # no aggregate: a dead eta column would only worsen the conditioning
+            gram[0, :], gram[:, 0], q[0] = 0.0, 0.0, 0.0
+        sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx)
+        residual_sq = lambda x: float((b - a_sub @ x).square().sum())  # noqa: E731
+        x_small, sub_iters, sub_gap = solve_subproblem(sub, warm, residual_sq, ctl.kappa, ctl.subproblem_max_iter)
+        t_sub = time.perf_counter() - t0
+
+        a_w = a_sub @ x_small
+        c_w = float(c_vec @ x_small)
+        z = y + s.rho * (b - a_w)
+        g_model_z = -(c_w + float(z @ (b - a_w)))      # g_k(z) = -L(w, z)
+        predicted = max(g_y - g_model_z, 0.0)
+
+        slack = problem.slack(z)
+        # Ritz values err by ~ |residual|^2 / gap; keep that error (times gamma) a beta-fraction of the
+        # predicted decrease, so the descent test is not fooled by an optimistic oracle.
+        tol = min(1e-3 * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
+        tol = max(tol, 1e-11 * scale)
+        t1 = time.perf_counter()
+        found = oracle(slack, ctl.r_c, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
+        t_eig = time.perf_counter() - t1
+        lam_z = float(found.values[0])
+        eig_gap = max(found.next_value - lam_z, 1e-12 * scale)
+        g_z = dual_function(b, z, gamma, lam_z)
+        descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
+        if descent:
+            y, g_y, lam_y = z, g_z, lam_z
+        rho_used = s.rho
+        ctl.record_step(descent)
+
+        # Model update: keep the top r_p directions of S, fold the rest (and eta W) into the aggregate.
+        eta = float(x_small[0]) if use_eta else 0.0
+        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:], r, idx))
+        lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
+        rank_s = int((lam_s > RANK_RELATIVE * max(float(lam_s[0]), 1e-300)).sum())
+        keep = min(ctl.next_rank(rank_s), r)
+        lam_keep, vec_keep = lam_s[:keep], vec_s[:, keep:keep] if keep == 0 else vec_s[:, :keep]
+        folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
+        weight = eta + float(lam_s[keep:].sum())
+        if weight > 1e-12 * gamma:
+            agg_a = ((agg_a * eta) if use_eta else 0.0) + m_svec @ svec(folded_s, idx)
+            agg_a = agg_a / weight
+            agg_c = ((agg_c * eta) if use_eta else 0.0) + float((c_basis * folded_s).sum())
+            agg_c = agg_c / weight
+            use_eta = True
+        else:
+            use_eta, weight = False, 0.0
+        kept = basis @ vec_keep
+        factor = kept * lam_keep.sqrt()
+        basis = extend_basis(kept, found.vectors)
+        r_new = basis.shape[1]
+        warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)
+        warm_s[:keep, :keep] = torch.diag(lam_keep)
+        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device))])
+
+        yield ConicIterate(
+            objective=c_w, residual=a_w - b, y=y, lambda_min=lam_y, factor=factor,
+            row={"step_type": "descent" if descent else "null", "rho": rho_used, "rank": r, "rank_s": rank_s,
+                 "eta": eta, "subproblem_iters": sub_iters, "subproblem_gap": sub_gap,
+                 "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
+                 "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted,
+                 "dual_objective": -g_y, "subproblem_s": t_sub, "oracle_s": t_eig})

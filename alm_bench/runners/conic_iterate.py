@@ -1,0 +1,23 @@
+"""What every conic solver loop yields per iteration, so that one runner measures them all the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor
+
+
+@dataclass
+class ConicIterate:
+    """One iteration's primal point X (through A(X) - b and <C, X>), its dual point y with the smallest
+    eigenvalue of C - A^*(y) the solver found (a Ritz value: an overestimate), and a low-rank factor
+    V with X ~ V V^T for rounding (or None)."""
+
+    objective: float                 # <C, X>
+    residual: Tensor                 # A(X) - b
+    y: Tensor
+    lambda_min: float
+    factor: Tensor | None = None
+    dual_value: float | None = None   # set by solvers whose dual function is exact (the LP): used as is
+    row: dict[str, Any] = field(default_factory=dict)   # solver-specific trace columns

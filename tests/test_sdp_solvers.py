@@ -1,0 +1,153 @@
+"""Max-Cut and SDPA solves reach the certified values of ../shared/data/README.md, for BALA and for
+classic ALM on the Burer-Monteiro factor; the rules of BALA; rounding; the LP toy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alm_bench.controllers.bala import BALA, capped_simplex_projection, descent_test, next_rho
+from alm_bench.controllers.baselines_sdp import MixingMethod, SCSSolver
+from alm_bench.controllers.classic_alm import ClassicALM
+from alm_bench.errors import UserError
+from alm_bench.problems.eigen_oracle import certified_lambda_min
+from alm_bench.problems.lp import BoxLP
+from alm_bench.problems.sdp import MaxCut, SDPAProblem
+from alm_bench.rounding import cut_value, goemans_williamson
+from alm_bench.runners import RunContext
+from alm_bench.runners.conic import run
+
+DATA = Path(__file__).parent / "data"
+SDP_VALUE = {"G14": 3191.5668, "G11": 629.1647, "mcp100": 226.157351, "theta1": 23.0}
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def log(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+def solve(problem, controller, tmp_path: Path) -> tuple[dict, list[dict]]:
+    rows = Rows()
+    summary = run(problem, controller, rows, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
+    return summary, rows.rows
+
+
+def check_solution(summary: dict, name: str, tol: float) -> None:
+    assert summary["status"] == "converged", summary
+    assert max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= tol
+    assert abs(summary["sdp_bound"] - SDP_VALUE[name]) <= 1e-4 * SDP_VALUE[name], summary["sdp_bound"]
+
+
+# ---- pure rules ---------------------------------------------------------------------------------------
+
+def test_capped_simplex_projection_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        v = torch.as_tensor(rng.normal(size=6) * 3)
+        p = capped_simplex_projection(v, 2.0)
+        assert float(p.min()) >= 0 and float(p.sum()) <= 2.0 + 1e-12
+        # optimality: v - p is a normal of the set at p (check against random feasible points)
+        for _ in range(20):
+            u = torch.as_tensor(rng.dirichlet(np.ones(6)) * rng.uniform(0, 2))
+            assert float((v - p) @ (u - p)) <= 1e-10
+
+
+def test_descent_test_and_rho_streaks() -> None:
+    assert descent_test(g_z=9.0, g_y=10.0, g_model_z=8.0, beta=0.25)       # 1 >= 0.25 * 2
+    assert not descent_test(g_z=9.9, g_y=10.0, g_model_z=8.0, beta=0.25)
+    assert next_rho(1.0, 3, 0, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (2.0, True)
+    assert next_rho(1.0, 0, 4, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (0.5, True)
+    assert next_rho(10.0, 3, 0, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (10.0, False)
+
+
+def test_bala_state_round_trips() -> None:
+    c = BALA()
+    c.start(10.0, 100)
+    c.record_step(True)
+    d = BALA()
+    d.load_state_dict(c.state_dict())
+    assert d.state == c.state
+
+
+# ---- solves ---------------------------------------------------------------------------------------------
+
+def test_bala_g14(tmp_path: Path) -> None:
+    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=5e-4), BALA(), tmp_path)
+    check_solution(summary, "G14", 5e-4)
+    assert summary["descent_steps"] + summary["null_steps"] == summary["iterations"]
+    assert {"step_type", "rho", "rank", "eig_iters", "bound", "eps_p", "eps_g"} <= set(rows[-1])
+    # rounding: a valid partition, and GW's 0.878 guarantee against the certified bound
+    signs = np.loadtxt(tmp_path / "cut.txt")
+    assert signs.shape == (800,) and set(np.unique(signs)) <= {-1.0, 1.0}
+    assert 0.878 * summary["sdp_bound"] <= summary["cut_value"] <= summary["sdp_bound"]
+
+
+def test_classic_alm_burer_monteiro_g14(tmp_path: Path) -> None:
+    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=5e-4), ClassicALM(), tmp_path)
+    check_solution(summary, "G14", 5e-4)
+    assert rows[-1]["inner_evaluations"] > 0
+
+
+@pytest.mark.parametrize("controller", [BALA, ClassicALM])
+def test_mcp100_sdpa(tmp_path: Path, controller) -> None:
+    summary, _ = solve(SDPAProblem(str(DATA / "mcp100.dat-s"), tol=5e-4), controller(), tmp_path)
+    check_solution(summary, "mcp100", 5e-4)
+
+
+def test_theta1_trace_bound_is_derived() -> None:
+    assert SDPAProblem(str(DATA / "theta1.dat-s")).gamma == pytest.approx(1.0)  # tr X = 1 is a constraint
+
+
+@pytest.mark.slow
+def test_bala_g11(tmp_path: Path) -> None:
+    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=5e-4), BALA(r_c=12), tmp_path)
+    check_solution(summary, "G11", 5e-4)
+
+
+@pytest.mark.slow
+def test_classic_alm_g11(tmp_path: Path) -> None:
+    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=5e-4), ClassicALM(), tmp_path)
+    check_solution(summary, "G11", 5e-4)
+
+
+def test_mixing_g14_and_its_refusal_on_general_sdps(tmp_path: Path) -> None:
+    summary, _ = solve(MaxCut(str(DATA / "G14.txt"), tol=5e-4), MixingMethod(), tmp_path)
+    assert summary["status"] == "converged" and summary["eps_p"] < 1e-12  # feasible by construction
+    assert abs(summary["sdp_bound"] - SDP_VALUE["G14"]) <= 1e-3 * SDP_VALUE["G14"]
+    with pytest.raises(UserError, match="diag"):
+        solve(SDPAProblem(str(DATA / "theta1.dat-s")), MixingMethod(), tmp_path)
+
+
+def test_scs_on_mcp100_is_measured_by_our_metrics(tmp_path: Path) -> None:
+    summary, rows = solve(SDPAProblem(str(DATA / "mcp100.dat-s"), tol=5e-4), SCSSolver(eps=1e-6), tmp_path)
+    assert rows[0]["scs_status"] == "solved"
+    check_solution(summary, "mcp100", 5e-4)
+
+
+def test_certified_bound_is_below_the_optimum() -> None:
+    p = MaxCut(str(DATA / "G14.txt"))
+    y = p.initial_dual()
+    lam = certified_lambda_min(p.slack(y))
+    bound = -(float(p.b @ y) + p.gamma * min(0.0, lam))   # an upper bound on SDP(G) from any y
+    assert bound >= SDP_VALUE["G14"]
+
+
+def test_rounding_local_search_never_loses() -> None:
+    p = MaxCut(str(DATA / "G14.txt"))
+    factor = np.random.default_rng(0).normal(size=(800, 5))
+    plain = goemans_williamson(p.adjacency, factor, trials=4, local_search=False)
+    polished = goemans_williamson(p.adjacency, factor, trials=4, local_search=True)
+    assert polished[1] >= plain[1] and cut_value(p.adjacency, polished[0].astype(float)) == polished[1]
+
+
+@pytest.mark.parametrize("omega", ["simplex", "box"])
+def test_lp_toy_matches_its_optimum(tmp_path: Path, omega: str) -> None:
+    summary, rows = solve(BoxLP(omega=omega), BALA(), tmp_path)
+    assert summary["status"] == "converged"
+    assert abs(summary["objective"] - 0.5) <= 1e-6 and abs(rows[-1]["x1"] - 0.5) <= 1e-6
