@@ -85,7 +85,8 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
 
-    trackers = make_trackers(cfg)
+    # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
+    trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])
     label = name or f"{choices.get('problem', problem.name)}/{choices.get('controller', type(controller).__name__)}"
     trackers.start(RunInfo(output_dir=output_dir, name=label, group=group, job_type=cfg.get("job_type", "train"),
                            config=OmegaConf.to_container(cfg, resolve=True),

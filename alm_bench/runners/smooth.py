@@ -57,6 +57,10 @@ def kkt_residuals(e: Evaluation, lam: Tensor, mu: Tensor, x: Tensor) -> tuple[fl
 
 
 def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
+    if not isinstance(controller, ClassicALM):  # the AugLagLR scheduler drives seed 000's Adam loop instead
+        from alm_bench.runners import smooth_auglag
+
+        return smooth_auglag.run(problem, controller, trackers, ctx)
     x = problem.initial_point().to(device=ctx.device, dtype=problem.dtype).clone().requires_grad_(True)
     with torch.no_grad():
         e0 = evaluate(problem, x)

@@ -39,6 +39,10 @@ class ConsoleTracker:
         self.task = self.progress.add_task(run.name, total=run.total_steps, live="")
         self.progress.start()
 
+    def set_total_steps(self, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=total)
+
     def log(self, row: dict[str, float]) -> None:
         if self.progress is None:
             return

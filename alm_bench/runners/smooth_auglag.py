@@ -1,0 +1,61 @@
+"""Seed 000's loop on a smooth problem: Adam on x with the AugLagLR loss, the scheduler stepping every step.
+
+The scheduler sees one non-negative penalty: the sum of the violations (|h| and [g]_+), as in the seed's
+test, where it is max(3 - x, 0). Adam's parameter group is named "x" and starts at lr_init_dict["x"]
+(0.1 when absent), as in the seed.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from alm_bench.problems.base import SmoothProblem, evaluate, max_violation
+from alm_bench.runners import RunContext
+from alm_bench.tracking.base import Trackers
+
+MAX_STEPS = 100_000  # the scheduler's own outer/inner limits normally stop it long before
+LOG_EVERY = 10
+
+
+def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
+    x = problem.initial_point().to(device=ctx.device, dtype=problem.dtype).clone().requires_grad_(True)
+    lr = controller.config.lr_init_dict.get("x", 0.1)
+    optimizer = torch.optim.Adam([{"params": [x], "name": "x", "lr": lr}])
+    status, message, step, start = "max_iterations", "", 0, time.perf_counter()
+    x_good, row = x.detach().clone(), {}
+    try:
+        for step in range(1, MAX_STEPS + 1):
+            optimizer.zero_grad()
+            e = evaluate(problem, x)
+            penalty = e.eq.abs().sum() + e.ineq.clamp(min=0).sum()
+            loss = controller.augmented_loss(e.objective, penalty)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the augmented loss became NaN/Inf at step {step}")
+            loss.backward()
+            optimizer.step()
+            converged = controller.update(float(penalty), float(e.objective), optimizer, epoch_end=False)
+            x_good = x.detach().clone()
+            row = {"step": step, "objective": float(e.objective), "penalty": float(penalty),
+                   "max_violation": max_violation(e.eq.detach(), e.ineq.detach()), **controller.metrics(),
+                   "lr": optimizer.param_groups[0]["lr"], "wall_time_s": time.perf_counter() - start}
+            if step % LOG_EVERY == 0 or converged:
+                trackers.log(row)
+            if converged:
+                status, message = "converged", f"converged: {', '.join(controller.last_reasons)}"
+                break
+    except FloatingPointError as err:
+        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
+    except KeyboardInterrupt as err:
+        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+    with torch.no_grad():
+        e = evaluate(problem, x_good)
+    summary = {"status": status, "message": message, "objective": float(e.objective),
+               "max_violation": max_violation(e.eq, e.ineq), "iterations": step,
+               "wall_time_s": time.perf_counter() - start, **controller.metrics(), **problem.summary_fields(x_good)}
+    ref = summary.get("reference_objective")
+    if ref is not None:
+        summary["relative_error"] = abs(summary["objective"] - ref) / max(1.0, abs(ref))
+    return summary
