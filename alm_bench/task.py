@@ -22,6 +22,7 @@ from rich.console import Console
 from alm_bench import run_stamp
 from alm_bench.device import describe, resolve_device
 from alm_bench.errors import ConfigError, UserError, require
+from alm_bench.resume_check import check_resume
 from alm_bench.runners import RunContext, runner_for, signals_as_interrupt
 from alm_bench.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
@@ -84,6 +85,8 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     problem = build(cfg.problem, "problem")
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
+    if cfg.get("resume"):
+        check_resume(cfg, Path(cfg.resume), problem.kind)
 
     # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
     trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])
