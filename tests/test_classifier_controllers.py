@@ -39,12 +39,14 @@ def test_weight_norm_budget_from_the_config_group(tmp_path):
     assert summary["problem"].endswith("weight_norm") and summary["status"] in ("converged", "max_iterations")
 
 
-@pytest.mark.parametrize("controller", ["ema_alm", "auglag", "unconstrained"])
-def test_incompatible_pair_fails_before_any_work_with_one_line(tmp_path, controller):
-    cfg = compose_config("problem=quadratic", f"controller={controller}", "device=cpu")
+# auglag also runs smooth problems (seed 000's loop), so its incompatible partner is a conic one.
+@pytest.mark.parametrize("controller, problem", [("ema_alm", "quadratic"), ("unconstrained", "quadratic"),
+                                                 ("auglag", "lp")])
+def test_incompatible_pair_fails_before_any_work_with_one_line(tmp_path, controller, problem):
+    cfg = compose_config(f"problem={problem}", f"controller={controller}", "device=cpu")
     with pytest.raises(UserError) as err:
-        task.run(cfg, tmp_path, choices={"problem": "quadratic", "controller": controller})
-    assert f"controller={controller}" in str(err.value) and "problem=quadratic" in str(err.value)
+        task.run(cfg, tmp_path, choices={"problem": problem, "controller": controller})
+    assert f"controller={controller}" in str(err.value) and f"problem={problem}" in str(err.value)
     assert "\n" not in str(err.value) and not (tmp_path / "trace.csv").exists()
 
 

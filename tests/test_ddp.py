@@ -32,6 +32,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     controller = EMAALM(dual_every=2)
     summary, _ = train(tiny_problem(max_steps=24, batch_size=32, log_every=4), controller, Path(out) / f"rank{rank}")
     (Path(out) / f"rank{rank}.json").write_text(json.dumps({**summary, "state": controller.state_dict()}))
+    dist.barrier()  # neither rank tears its gloo pair down while the other still uses it
     dist.destroy_process_group()
 
 

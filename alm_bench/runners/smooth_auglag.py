@@ -36,9 +36,10 @@ def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext)
                 raise FloatingPointError(f"the augmented loss became NaN/Inf at step {step}")
             loss.backward()
             optimizer.step()
-            converged = controller.update(float(penalty), float(e.objective), optimizer, epoch_end=False)
+            converged = controller.update(float(penalty.detach()), float(e.objective.detach()), optimizer,
+                                          epoch_end=False)
             x_good = x.detach().clone()
-            row = {"step": step, "objective": float(e.objective), "penalty": float(penalty),
+            row = {"step": step, "objective": float(e.objective.detach()), "penalty": float(penalty.detach()),
                    "max_violation": max_violation(e.eq.detach(), e.ineq.detach()), **controller.metrics(),
                    "lr": optimizer.param_groups[0]["lr"], "wall_time_s": time.perf_counter() - start}
             if step % LOG_EVERY == 0 or converged:
