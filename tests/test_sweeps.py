@@ -37,6 +37,9 @@ def test_wandb_offline_sweep_groups_its_runs(tmp_path):
         records = log.read_bytes()
         assert sweep.name.encode() in records  # the W&B group is the sweep
         assert f"seed={job}".encode() in records  # the run name carries its overrides
+    (table_run,) = (sweep / "wandb").glob("offline-run-*/run-*.wandb")  # the sweep's own table of runs
+    records = table_run.read_bytes()
+    assert b"sweep_summary" in records and sweep.name.encode() in records and b"table" in records
 
 
 @pytest.mark.parametrize("arg", ["hydra/launcher=joblib", "hydra/sweeper=optuna"])

@@ -51,6 +51,8 @@ class SweepSummary(Callback):
         except UserError as err:
             console.print(f"sweep {sweep_dir}: {err}")
             return
+        if config.get("logger", {}).get("wandb"):
+            log_sweep_table(config, sweep_dir, runs)
         failed = [r for r in runs if r.summary.get("status") == "failed"]
         console.print(f"sweep {sweep_dir}: {len(runs) - len(failed)} of {len(runs)} jobs ran", soft_wrap=True)
         console.print(tables.rich_table(runs, ""))
@@ -59,3 +61,24 @@ class SweepSummary(Callback):
             names = ", ".join(f"job {r.path.name} ({r.summary.get('message', '')})" for r in failed)
             console.print(f"[bold red]{len(failed)} job(s) failed:[/] {escape(names)}", soft_wrap=True)
             raise SystemExit(1)  # the sweep ran to the end, but its exit status says not all is well
+
+
+def log_sweep_table(config: DictConfig, sweep_dir: Path, runs) -> None:
+    """One W&B run in the sweep's group holding the table of every job (so the sweep reads as one table)."""
+    import logging
+
+    from alm_bench.report import tables
+
+    try:
+        import wandb
+
+        settings = dict(config.logger.wandb)
+        run = wandb.init(project=settings.get("project"), entity=settings.get("entity"),
+                         mode=settings.get("mode") or "offline", dir=str(sweep_dir), group=sweep_dir.name,
+                         job_type="sweep_summary", name=f"{sweep_dir.name} summary", reinit="finish_previous",
+                         settings=wandb.Settings(init_timeout=settings.get("init_timeout", 30), silent=True))
+        header, body = tables.rows(runs)
+        run.log({"runs": wandb.Table(columns=header, data=body)})
+        run.finish()
+    except Exception as err:  # the sweep's results are on disk already; W&B is a view of them
+        logging.getLogger(__name__).warning(f"W&B sweep table not logged ({type(err).__name__}: {err})")
