@@ -30,19 +30,40 @@ class EigResult:
     iterations: int
     residual: float       # max residual norm of the wanted pairs
     converged: bool
-    next_value: float     # the first Ritz value after the wanted ones (a proxy for the spectral gap)
+    next_value: float     # the first Ritz value after the wanted ones
+    last_value: float = float("nan")  # the block's largest Ritz value: lambda_1's error is ~ residual^2 / (this - lambda_1)
 
 
-def _orthonormalize(s: Tensor, drop: float = 1e-10) -> Tensor:
+def _orthonormalize(s: Tensor, drop: float = 1e-10, passes: int = 2) -> Tensor:
     """SVQB: S D U mu^{-1/2} with D the column scaling; directions with mu < drop * max(mu) are dropped."""
     norms = s.norm(dim=0)
     s = s[:, norms > 0] / norms[norms > 0]
-    for _ in range(2):  # a second pass restores orthogonality lost to round-off
+    for _ in range(passes):  # a second pass restores orthogonality lost to round-off
         gram = s.T @ s
         mu, u = torch.linalg.eigh((gram + gram.T) / 2)
         keep = mu > drop * mu.max()
         s = s @ (u[:, keep] / mu[keep].sqrt())
     return s
+
+
+def _rayleigh_ritz(basis: Tensor, a_basis: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Ritz pairs of the pencil (B^T A B, B^T B): exact for a basis that is only nearly orthonormal, so one
+    orthogonalisation pass suffices (and the Ritz values stay true Rayleigh quotients, never below lambda_min).
+    None when B^T B is too ill-conditioned for its Cholesky factor."""
+    both = basis.T @ torch.cat([a_basis, basis], dim=1)
+    k = basis.shape[1]
+    h, m = both[:, :k], both[:, k:]
+    m = (m + m.T) / 2
+    chol, info = torch.linalg.cholesky_ex(m)
+    if int(info) != 0:
+        return None
+    d = chol.diagonal()
+    if float(d.min()) < 1e-6 * float(d.max()):
+        return None
+    h = torch.linalg.solve_triangular(chol, (h + h.T) / 2, upper=False)
+    h = torch.linalg.solve_triangular(chol, h.T, upper=False)
+    theta, v = torch.linalg.eigh((h + h.T) / 2)
+    return theta, torch.linalg.solve_triangular(chol.T, v, upper=True)
 
 
 def lobpcg_smallest(apply, x0: Tensor, wanted: int, tol: float, max_iter: int) -> tuple[EigResult, Tensor]:
@@ -58,31 +79,37 @@ def lobpcg_smallest(apply, x0: Tensor, wanted: int, tol: float, max_iter: int) -
     x, ax = x @ c, ax @ c
     p = None
     residual = float("inf")
+    last = lambda: float(theta[-1])  # noqa: E731
     for it in range(1, max_iter + 1):
         r = ax - x * theta
         res_norms = r[:, :wanted].norm(dim=0)
         residual = float(res_norms.max())
         if residual <= tol:
             return EigResult(theta[:wanted], x[:, :wanted], it - 1, residual, True,
-                             float(theta[min(wanted, theta.numel() - 1)])), x
-        blocks = [r] if p is None else [r, p]
-        w = torch.cat(blocks, dim=1)
-        for _ in range(2):
-            w = w - x @ (x.T @ w)
-        w = _orthonormalize(w)
-        for _ in range(2):
-            w = w - x @ (x.T @ w)
-        w = _orthonormalize(w)
+                             float(theta[min(wanted, theta.numel() - 1)]), last()), x
+        w = r if p is None else torch.cat([r, p], dim=1)
+        w = w - x @ (x.T @ w)
+        w = _orthonormalize(w, passes=1)
         basis = torch.cat([x, w], dim=1)
         a_basis = apply(basis)
-        h = basis.T @ a_basis
-        theta_all, c_all = torch.linalg.eigh((h + h.T) / 2)
+        ritz = _rayleigh_ritz(basis, a_basis)
+        if ritz is None:  # orthogonality lost: the careful two-pass orthonormalisation, then plain RR
+            for _ in range(2):
+                w = w - x @ (x.T @ w)
+            w = _orthonormalize(w)
+            basis = torch.cat([x, w], dim=1)
+            a_basis = apply(basis)
+            ritz = _rayleigh_ritz(basis, a_basis)
+            if ritz is None:
+                h = basis.T @ a_basis
+                ritz = torch.linalg.eigh((h + h.T) / 2)
+        theta_all, c_all = ritz
         theta, c = theta_all[:bs], c_all[:, :bs]
         x_new = basis @ c
         p = w @ c[x.shape[1]:]            # the implicit search direction, as in Knyazev's LOBPCG
         x, ax = x_new, a_basis @ c
     return EigResult(theta[:wanted], x[:, :wanted], max_iter, residual, False,
-                     float(theta[min(wanted, theta.numel() - 1)])), x
+                     float(theta[min(wanted, theta.numel() - 1)]), last()), x
 
 
 class BlockLOBPCG:
@@ -114,7 +141,7 @@ class BlockLOBPCG:
         vectors = torch.as_tensor(vectors, device=self.device)
         self.block = torch.cat([vectors, self.block[:, vectors.shape[1]:]], dim=1)
         return EigResult(torch.as_tensor(values[:wanted], device=self.device), vectors[:, :wanted],
-                         result.iterations, 0.0, True, float(values[-1]))
+                         result.iterations, 0.0, True, float(values[wanted]), float(values[-1]))
 
 
 def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.ndarray]:
