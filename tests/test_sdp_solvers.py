@@ -151,3 +151,28 @@ def test_lp_toy_matches_its_optimum(tmp_path: Path, omega: str) -> None:
     summary, rows = solve(BoxLP(omega=omega), BALA(), tmp_path)
     assert summary["status"] == "converged"
     assert abs(summary["objective"] - 0.5) <= 1e-6 and abs(rows[-1]["x1"] - 0.5) <= 1e-6
+
+
+def test_bala_subproblem_torch_and_numpy_paths_agree():
+    """The CUDA path (torch) and the CPU path (numpy) run the same FISTA: same iterations, same answer."""
+    import numpy as np
+    import torch
+
+    from alm_bench.controllers.bala import Subproblem, solve_subproblem, solve_subproblem_np, svec_indices
+
+    rng = np.random.default_rng(0)
+    r, n = 4, 30
+    m = 1 + r * (r + 1) // 2
+    a = rng.standard_normal((n, m))
+    b = np.ones(n)
+    gram, q = a.T @ a, 2.0 * (a.T @ b) + a.T @ rng.standard_normal(n)
+    x0 = np.zeros(m)
+    res_np = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
+    x_np, it_np, gap_np = solve_subproblem_np(gram, q, 2.0, 5.0, r, True, x0, res_np, 0.5, 500)
+    sub = Subproblem(gram=torch.from_numpy(gram), q=torch.from_numpy(q), rho=2.0, gamma=5.0, r=r, use_eta=True,
+                     idx=svec_indices(r, torch.device("cpu")))
+    at, bt = torch.from_numpy(a), torch.from_numpy(b)
+    x_t, it_t, gap_t = solve_subproblem(sub, torch.from_numpy(x0), lambda x: float((bt - at @ x).square().sum()),
+                                        0.5, 500)
+    assert it_np == it_t and it_np < 500
+    assert np.allclose(x_t.numpy(), x_np, atol=1e-9) and abs(gap_np - gap_t) < 1e-9

@@ -114,20 +114,16 @@ class Subproblem:
         return float(grad @ x) - self.gamma * min(candidates)
 
 
-def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa: float,
-                     max_iter: int, check_every: int = 5) -> tuple[Tensor, int, float]:
-    """FISTA with gradient restart and the exact projection, from x0. Stops when the Frank-Wolfe gap is
-    below kappa^2 * (rho/2) |b - A x|^2, tying the subproblem's error to the decrease BALA predicts (a
-    fixed tolerance is either too loose, stalling eps_p, or too tight, wasting time).
-    `residual_sq(x)` gives |b - A x|^2. Returns x, iterations, final gap."""
-    lipschitz = sub.rho * float(torch.linalg.eigvalsh(sub.gram)[-1])
-    step = 1.0 / max(lipschitz, 1e-300)
-    x = sub.project(x0)
-    y, t = x.clone(), 1.0
+def fista(project, gradient, fw_gap, residual_sq, x0, step: float, rho: float, kappa: float, max_iter: int,
+          check_every: int = 5):
+    """FISTA with gradient restart and an exact projection, from x0, on torch tensors or numpy arrays alike
+    (arrays are only rebound, never changed in place). Stops when the Frank-Wolfe gap is below
+    kappa^2 * (rho/2) |b - A x|^2. Returns x, iterations, final gap."""
+    x = project(x0)
+    y, t = x, 1.0
     gap = float("inf")
     for it in range(1, max_iter + 1):
-        grad_y = sub.gradient(y)
-        x_new = sub.project(y - step * grad_y)
+        x_new = project(y - step * gradient(y))
         if float((y - x_new) @ (x_new - x)) > 0:
             # Gradient restart (O'Donoghue & Candes) with the gradient mapping (y - x_new) / step: the raw
             # gradient stays large at a constrained optimum and restarted a third of all iterations, which
@@ -139,10 +135,22 @@ def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa
             t = t_new
         x = x_new
         if it % check_every == 0 or it == max_iter:
-            gap = sub.frank_wolfe_gap(x, sub.gradient(x))
-            if gap <= kappa ** 2 * 0.5 * sub.rho * residual_sq(x):
+            gap = fw_gap(x, gradient(x))
+            if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x):
                 return x, it, gap
     return x, max_iter, gap
+
+
+def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa: float,
+                     max_iter: int, check_every: int = 5) -> tuple[Tensor, int, float]:
+    """FISTA with gradient restart and the exact projection, from x0. Stops when the Frank-Wolfe gap is
+    below kappa^2 * (rho/2) |b - A x|^2, tying the subproblem's error to the decrease BALA predicts (a
+    fixed tolerance is either too loose, stalling eps_p, or too tight, wasting time).
+    `residual_sq(x)` gives |b - A x|^2. Returns x, iterations, final gap."""
+    lipschitz = sub.rho * float(torch.linalg.eigvalsh(sub.gram)[-1])
+    step = 1.0 / max(lipschitz, 1e-300)
+    return fista(sub.project, sub.gradient, sub.frank_wolfe_gap, residual_sq, x0, step, sub.rho, kappa,
+                 max_iter, check_every)
 
 
 # ---- CPU fast path ----------------------------------------------------------------------------------
@@ -210,24 +218,8 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
         lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0)
         return float(grad @ x) - gamma * lowest
 
-    x = project(x0)
-    y, t = x.copy(), 1.0
-    gap = float("inf")
-    for it in range(1, max_iter + 1):
-        grad_y = hess @ y - q
-        x_new = project(y - step * grad_y)
-        if float((y - x_new) @ (x_new - x)) > 0:  # the restart of `solve_subproblem`
-            y, t = x_new, 1.0
-        else:
-            t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2
-            y = x_new + ((t - 1) / t_new) * (x_new - x)
-            t = t_new
-        x = x_new
-        if it % check_every == 0 or it == max_iter:
-            gap = fw_gap(x, hess @ x - q)
-            if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x):
-                return x, it, gap
-    return x, max_iter, gap
+    return fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
+                 check_every)
 
 
 # ---- the controller ---------------------------------------------------------------------------------
