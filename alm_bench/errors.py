@@ -11,6 +11,12 @@ class ConfigError(UserError):
     """A config field holds a value outside what it accepts."""
 
 
+def one_line(err: BaseException, limit: int | None = None) -> str:
+    """'Type: message' on one line (foreign libraries' messages span lines), cut to `limit` characters."""
+    text = " ".join(f"{type(err).__name__}: {err}".split())
+    return text if limit is None else text[:limit]
+
+
 def require(ok: bool, field: str, expected: str, got: object) -> None:
     """Raise ConfigError naming `field` unless `ok`."""
     if not ok:

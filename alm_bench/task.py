@@ -21,7 +21,7 @@ from rich.console import Console
 
 from alm_bench import run_stamp
 from alm_bench.device import describe, resolve_device
-from alm_bench.errors import ConfigError, UserError, require
+from alm_bench.errors import ConfigError, UserError, one_line, require
 from alm_bench.resume_check import check_resume
 from alm_bench.runners import RunContext, runner_for, signals_as_interrupt
 from alm_bench.seeding import seed_everything
@@ -47,7 +47,7 @@ def build(node: DictConfig, field: str) -> Any:
             root = cause.__cause__ or cause
             raise ConfigError(f"{field}._target_: cannot import {node._target_!r} ({root}); the module must be "
                               f"importable from the current folder or PYTHONPATH") from None
-        detail = " ".join(f"{type(cause).__name__}: {cause}".split()) if cause else str(err).splitlines()[0]
+        detail = one_line(cause) if cause else str(err).splitlines()[0]
         hint = ""
         if isinstance(cause, TypeError) and "unexpected keyword" in str(cause):
             hint = f"; to start from an empty {field} config use {field}=custom" if field == "problem" else ""

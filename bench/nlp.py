@@ -15,7 +15,7 @@ import torch
 from scipy.optimize import NonlinearConstraint, minimize
 
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.problems.base import evaluate
+from alm_bench.problems.base import evaluate, relative_error
 from alm_bench.problems.hock_schittkowski import HS, HockSchittkowski
 from alm_bench.problems.quadratic import QuadraticProgram
 from alm_bench.runners import RunContext
@@ -93,7 +93,7 @@ def run(full: bool = False) -> str:
              "|---|---|---|---|---|---|---|"]
     for problem in problems(full):
         f_star = problem.reference()["objective"]
-        rel = lambda f: abs(f - f_star) / max(1.0, abs(f_star))  # noqa: E731
+        rel = lambda f: relative_error(f, f_star)  # noqa: E731
         t_alm, (f_alm, v_alm, it_alm) = timed(lambda: alm_solve(problem), repeats)
         t_tc, (f_tc, _, it_tc) = timed(lambda: scipy_solve(problem, "trust-constr"), repeats)
         t_sl, (f_sl, _, it_sl) = timed(lambda: scipy_solve(problem, "SLSQP"), repeats)

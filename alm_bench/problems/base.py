@@ -90,6 +90,11 @@ def evaluate(problem: SmoothProblem, x: Tensor) -> Evaluation:
     )
 
 
+def relative_error(value: float, reference: float) -> float:
+    """|value - reference| / max(1, |reference|): relative, but absolute near a zero optimum."""
+    return abs(value - reference) / max(1.0, abs(reference))
+
+
 def max_violation(eq: Tensor, ineq: Tensor) -> float:
     """max(|h|_inf, |max(g, 0)|_inf): zero exactly when feasible."""
     parts = [eq.abs().max()] if eq.numel() else []

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from alm_bench.errors import UserError
+from alm_bench.problems.base import relative_error
 from alm_bench.problems.eigen_oracle import DENSE_LIMIT, certified_lambda_min
 from alm_bench.problems.lp import BoxLP
 from alm_bench.problems.sdp import ConicSDP, MaxCut
@@ -158,8 +159,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
     if isinstance(problem, BoxLP):
         summary["dual_bound"] = best_bound  # the LP's dual function is exact: no recertification needed
         if problem.reference_objective is not None and last:
-            summary["relative_error"] = abs(last["objective"] - problem.reference_objective) / max(
-                1.0, abs(problem.reference_objective))
+            summary["relative_error"] = relative_error(last["objective"], problem.reference_objective)
     elif best_y is not None and status != "interrupted":
         t0 = time.perf_counter()
         lam = certified_lambda_min(problem.slack(best_y))

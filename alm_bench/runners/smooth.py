@@ -14,7 +14,8 @@ from torch import Tensor
 
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.runners import RunContext, inner
-from alm_bench.problems.base import Evaluation, SmoothProblem, constraint_names, evaluate, max_violation
+from alm_bench.problems.base import (Evaluation, SmoothProblem, constraint_names, evaluate, max_violation,
+                                    relative_error)
 from alm_bench.tracking.base import Trackers
 
 PER_CONSTRAINT_COLUMNS = 20  # per-constraint trace columns only for problems this small
@@ -116,5 +117,5 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
     summary.update(problem.summary_fields(x_good))
     ref = summary.get("reference_objective")
     if ref is not None:
-        summary["relative_error"] = abs(summary["objective"] - ref) / max(1.0, abs(ref))
+        summary["relative_error"] = relative_error(summary["objective"], ref)
     return summary

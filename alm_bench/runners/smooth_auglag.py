@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from alm_bench.problems.base import SmoothProblem, evaluate, max_violation
+from alm_bench.problems.base import SmoothProblem, evaluate, max_violation, relative_error
 from alm_bench.runners import RunContext
 from alm_bench.tracking.base import Trackers
 
@@ -58,5 +58,5 @@ def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext)
                "wall_time_s": time.perf_counter() - start, **controller.metrics(), **problem.summary_fields(x_good)}
     ref = summary.get("reference_objective")
     if ref is not None:
-        summary["relative_error"] = abs(summary["objective"] - ref) / max(1.0, abs(ref))
+        summary["relative_error"] = relative_error(summary["objective"], ref)
     return summary

@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Any
 
+from alm_bench.errors import one_line
 from alm_bench.tracking.base import RunInfo
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,7 @@ class WandbTracker:
             except Exception as e:  # unreachable server, bad key: keep the run, log offline
                 if self.mode == "offline":
                     raise
-                reason = " ".join(str(e).split())[:200]
-                log.warning(f"W&B {self.mode} init failed ({type(e).__name__}: {reason}); logging offline instead")
+                log.warning(f"W&B {self.mode} init failed ({one_line(e, 250)}); logging offline instead")
                 self.run = self._init(wandb, run, "offline")
             self.run.define_metric("step")
             self.run.define_metric("*", step_metric="step")
@@ -53,8 +53,7 @@ class WandbTracker:
 
     def _give_up(self, where: str, error: Exception) -> None:
         """W&B broke: warn once and carry on without it. The local trace never depends on W&B."""
-        reason = " ".join(str(error).split())[:200]
-        log.warning(f"W&B failed in {where} ({type(error).__name__}: {reason}); the run goes on without W&B, "
+        log.warning(f"W&B failed in {where} ({one_line(error, 250)}); the run goes on without W&B, "
                     f"its trace.csv and summary.json are complete")
         run, self.run = self.run, None
         if run is not None:

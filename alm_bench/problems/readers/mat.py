@@ -9,7 +9,7 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from alm_bench.errors import UserError
+from alm_bench.errors import UserError, one_line
 from alm_bench.problems.readers.checks import MAX_ENTRIES, MAX_ORDER, adjacency, check_size
 
 MATRIX_NAMES = ("A", "W", "C")
@@ -29,14 +29,12 @@ def read_graph(path: Path) -> sp.csr_matrix:
         except UserError:
             raise
         except Exception as err:  # h5py on a damaged file: OSError, KeyError, ...
-            detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-            raise UserError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({detail})") from None
+            raise UserError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({one_line(err, 200)})") from None
         return adjacency(path, matrix)
     try:
         variables = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
     except Exception as err:  # a damaged file surfaces as any of ValueError, IndexError, zlib.error, ...
-        detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
-        raise UserError(f"{path}: not a readable MATLAB .mat file ({detail})") from None
+        raise UserError(f"{path}: not a readable MATLAB .mat file ({one_line(err, 200)})") from None
     problem = variables.get("Problem")
     if problem is not None:
         if not hasattr(problem, "A"):
