@@ -1,8 +1,9 @@
-"""Checkpoints of a training run: everything needed to continue it exactly.
+"""Checkpoints: everything needed to continue a run exactly.
 
-<run folder>/checkpoints/last.pt holds the model, optimizer, GradScaler, controller and budget states,
-the loop's counters and every RNG state; best_model.pt holds the weights with the best validation
-accuracy. Files are written atomically and read back with `torch.load(weights_only=True)`, so a
+<run folder>/checkpoints/last.pt holds, for training, the model, optimizer, GradScaler, controller and
+budget states, the loop's counters and every RNG state (best_model.pt holds the weights with the best
+validation accuracy); for smooth and conic runs, the loop's state after its last whole iteration, tagged
+with the problem kind (`save_loop` / `load_loop`). Files are written atomically and read back with `torch.load(weights_only=True)`, so a
 checkpoint can carry tensors and plain containers only, never arbitrary pickled objects.
 """
 
@@ -69,3 +70,16 @@ def last_path(run_dir: Path) -> Path:
 
 def best_path(run_dir: Path) -> Path:
     return Path(run_dir) / FOLDER / BEST
+
+
+def save_loop(run_dir: Path, kind: str, state: dict[str, Any]) -> None:
+    """A smooth or conic loop's state after a whole iteration, tagged with the problem kind."""
+    save(last_path(run_dir), {"kind": kind, **state})
+
+
+def load_loop(run_dir: Path, kind: str) -> dict[str, Any]:
+    saved = load(last_path(run_dir))
+    if saved.get("kind") != kind:
+        raise UserError(f"resume: the checkpoint in {run_dir} is from a {saved.get('kind', 'training')} run, "
+                        f"this problem is {kind}")
+    return saved

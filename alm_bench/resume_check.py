@@ -1,5 +1,6 @@
 """Resume only what can be resumed: the run folder's composed config must match this run's, except for
-fields that do not change the computation already done (the training budget, logging, the device)."""
+fields that do not change the computation already done (the iteration, step or time budget, the
+stopping tolerance of conic problems, logging, the device)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from alm_bench.checkpoint import last_path
 from alm_bench.errors import UserError
 
 MAY_CHANGE = ("resume", "logger", "device", "job_type", "sweep_metric", "problem.epochs", "problem.max_steps",
               "problem.log_every", "problem.checkpoint_every", "problem.eval_batch_size", "problem.root",
-              "problem.download")
+              "problem.download", "problem.tol", "controller.max_outer_iterations", "controller.max_iterations",
+              "controller.time_limit_s")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -34,9 +37,13 @@ def differing_keys(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
             if not _may_change(k) and a.get(k) != b.get(k)]
 
 
-def check_resume(cfg: DictConfig, resume: Path, kind: str) -> None:
-    if kind != "stochastic":
-        raise UserError(f"resume={resume}: only training problems checkpoint; this problem is {kind}")
+def check_resume(cfg: DictConfig, resume: Path, kind: str, controller: Any) -> None:
+    name = type(controller).__name__
+    if kind == "smooth" and name != "ClassicALM":
+        raise UserError(f"resume={resume}: on smooth problems only controller=classic_alm checkpoints "
+                        f"(this run uses {name})")
+    if kind == "conic" and name == "SCSSolver":
+        raise UserError(f"resume={resume}: controller=scs solves in one call and keeps no checkpoint")
     saved_file = Path(resume) / ".hydra" / "config.yaml"
     if not saved_file.is_file():
         raise UserError(f"resume={resume}: not a run folder (no .hydra/config.yaml in it)")
@@ -48,3 +55,6 @@ def check_resume(cfg: DictConfig, resume: Path, kind: str) -> None:
         more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
         raise UserError(f"resume={resume}: the run was made with a different config ({shown}{more}); "
                         f"only {', '.join(MAY_CHANGE[1:])} may change")
+    if not last_path(resume).is_file():
+        raise UserError(f"resume={resume}: no checkpoint at {last_path(resume)} (the run stopped before its "
+                        f"first whole iteration, or was made before checkpoints existed)")

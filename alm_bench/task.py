@@ -86,7 +86,7 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
     if cfg.get("resume"):
-        check_resume(cfg, Path(cfg.resume), problem.kind)
+        check_resume(cfg, Path(cfg.resume), problem.kind, controller)
 
     # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
     trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])

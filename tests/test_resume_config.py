@@ -37,7 +37,8 @@ def test_a_longer_training_budget_may_change(tmp_path):
     assert differing_keys(a, b) == []
 
 
-def test_resume_of_a_problem_that_does_not_checkpoint(tmp_path):
-    cfg = compose_config("problem=hs", f"resume={tmp_path}")
-    with pytest.raises(UserError, match="only training problems checkpoint; this problem is smooth"):
-        run(cfg, tmp_path / "new")
+def test_resume_from_a_run_folder_without_checkpoint_is_refused_before_any_work(tmp_path):
+    previous = saved_run(tmp_path, "problem=hs")
+    with pytest.raises(UserError, match=r"no checkpoint at .*checkpoints/last.pt"):
+        run(compose_config("problem=hs", f"resume={previous}"), tmp_path / "new")
+    assert not (tmp_path / "new").exists()

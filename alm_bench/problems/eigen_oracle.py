@@ -128,6 +128,15 @@ class BlockLOBPCG:
         self.block: Tensor | None = None
         self.fallbacks = 0
 
+    def state_dict(self) -> dict:
+        return {"block": None if self.block is None else self.block.cpu(), "fallbacks": self.fallbacks,
+                "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.block = None if state["block"] is None else state["block"].to(self.device)
+        self.fallbacks = int(state["fallbacks"])
+        self.generator.set_state(state["generator"])
+
     def _random(self, cols: int) -> Tensor:
         return torch.randn(self.n, cols, generator=self.generator, dtype=torch.float64).to(self.device)
 

@@ -23,6 +23,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from alm_bench import checkpoint
 from alm_bench.errors import UserError
 from alm_bench.problems.base import relative_error
 from alm_bench.problems.eigen_oracle import DENSE_LIMIT, certified_lambda_min
@@ -33,6 +34,7 @@ from alm_bench.runners.conic_iterate import ConicIterate
 from alm_bench.tracking.base import Trackers
 
 CUT_FILE = "cut.txt"
+CHECKPOINT_EVERY_S = 30.0   # besides the checkpoint at the end (and at Ctrl-C/SIGTERM)
 # BLAS threads for CPU runs. The loops do many small dense products: two threads gave no speed-up, and
 # when another process keeps the cores busy, OpenBLAS's spinning threads made LAPACK calls 100x slower.
 BLAS_THREADS = int(os.environ.get("ALM_BENCH_BLAS_THREADS", "1"))
@@ -68,8 +70,9 @@ LOOPS = {"BALA": "conic_bala", "ClassicALM": "conic_burer_monteiro", "MixingMeth
          "SCSSolver": "conic_scs"}
 
 
-def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext) -> Iterator[ConicIterate]:
-    """The controller's loop on this problem."""
+def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext,
+                      start: dict | None = None) -> Iterator[ConicIterate]:
+    """The controller's loop on this problem (continuing from a checkpointed loop state `start`)."""
     name = LOOPS.get(type(controller).__name__)
     if isinstance(problem, BoxLP):
         if name != "conic_bala":
@@ -78,7 +81,12 @@ def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext) -> It
         name = "conic_lp"
     if name is None:
         raise UserError(f"controller {type(controller).__name__} has no loop for conic problems")
-    return importlib.import_module(f"alm_bench.runners.{name}").iterate(problem, controller, ctx)
+    loop = importlib.import_module(f"alm_bench.runners.{name}")
+    if start is None:
+        return loop.iterate(problem, controller, ctx)
+    if name == "conic_scs":
+        raise UserError("resume: controller=scs solves in one call and keeps no checkpoint")
+    return loop.iterate(problem, controller, ctx, start=start)
 
 
 def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tuple[float, float, float]:
@@ -106,15 +114,34 @@ def run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext)
 
 
 def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
-    iterations = solver_iterations(problem, controller, ctx)
     b_norm = float(np.linalg.norm(problem.b_np))
     status, message = "max_iterations", ""
     last: dict[str, Any] = {}
     best_bound, best_y, factor = -math.inf, None, None
+    step, elapsed, loop_state = 0, 0.0, None
+    if ctx.resume is not None:  # continue after the last whole iteration of that run
+        saved = checkpoint.load_loop(ctx.resume, "conic")
+        if saved["controller"] != type(controller).__name__:
+            raise UserError(f"resume: {ctx.resume} was solved by {saved['controller']}, this run uses "
+                            f"{type(controller).__name__}")
+        step, elapsed, last, loop_state = saved["step"], saved["wall_time_s"], saved["last"], saved["loop"]
+        best_bound, best_y, factor = saved["best_bound"], saved["best_y"], saved["factor"]
+        best_y = best_y.to(ctx.device) if best_y is not None else None
+        trackers.continue_trace(ctx.resume / "trace.csv", step)
+    iterations = solver_iterations(problem, controller, ctx, loop_state)
     max_iterations = getattr(controller, "max_iterations", None) or getattr(controller, "max_outer_iterations", 0)
     time_limit = getattr(controller, "time_limit_s", None)
-    start = time.perf_counter()
-    step = 0
+    start = time.perf_counter() - elapsed
+    saved_at = time.perf_counter()
+
+    def save_checkpoint() -> None:
+        if loop_state is not None:
+            checkpoint.save_loop(ctx.output_dir, "conic", {
+                "controller": type(controller).__name__, "loop": loop_state, "step": last["step"],
+                "wall_time_s": last["wall_time_s"], "last": last, "best_bound": best_bound,
+                "best_y": None if best_y is None else best_y.cpu(),
+                "factor": None if factor is None else factor.cpu()})
+
     try:
         for it in iterations:
             step += 1
@@ -135,7 +162,10 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                    "max_violation": float(it.residual.abs().max()), **it.row,
                    "wall_time_s": time.perf_counter() - start}
             trackers.log(row)
-            last = row
+            last, loop_state = row, it.state
+            if time.perf_counter() - saved_at >= CHECKPOINT_EVERY_S:  # a SIGKILL loses at most this much
+                save_checkpoint()
+                saved_at = time.perf_counter()
             if row["max_eps"] <= problem.tol:
                 status = "converged"
                 break
@@ -149,6 +179,9 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
     except KeyboardInterrupt as err:
         status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
     solve_time = time.perf_counter() - start
+    save_checkpoint()  # also after convergence: resume= with a smaller problem.tol goes on from here
+    if status == "interrupted" and loop_state is not None:
+        message += f"; continue with resume={ctx.output_dir}"
 
     summary: dict[str, Any] = {"status": status, "message": message, "objective": last.get("objective"),
                                "max_violation": last.get("max_violation"), "iterations": step,

@@ -63,24 +63,29 @@ def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarr
     return out
 
 
-def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext) -> Iterator[ConicIterate]:
+def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     device = ctx.device
     problem.to(device)
     n, gamma, b = problem.n, problem.gamma, problem.b
-    ctl.start(problem.c_norm, n, gamma)
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
+    scale = problem.slack(problem.initial_dual()).gershgorin()
 
-    y = problem.initial_dual()
-    slack = problem.slack(y)
-    scale = slack.gershgorin()
-    found = oracle(slack, ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, 1e-3 * scale)
-    lam_y = float(found.values[0])
-    g_y = dual_function(b, y, gamma, lam_y)
-    eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
-    basis = found.vectors
-    # The aggregate starts as I/n: A(I)/n and tr(C)/n.
-    agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
-    warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
+    if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
+        ctl.load_state_dict(start["controller"])
+        oracle.load_state_dict(start["oracle"])
+        y, basis, agg_a, warm = (start[k].to(device) for k in ("y", "basis", "agg_a", "warm"))
+        g_y, lam_y, eig_gap, agg_c, use_eta = (start[k] for k in ("g_y", "lam_y", "eig_gap", "agg_c", "use_eta"))
+    else:
+        ctl.start(problem.c_norm, n, gamma)
+        y = problem.initial_dual()
+        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, 1e-3 * scale)
+        lam_y = float(found.values[0])
+        g_y = dual_function(b, y, gamma, lam_y)
+        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+        basis = found.vectors
+        # The aggregate starts as I/n: A(I)/n and tr(C)/n.
+        agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
+        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
 
     while True:
         t0 = time.perf_counter()
@@ -170,4 +175,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext) -> Iterator[ConicIter
                  "eta": eta, "subproblem_iters": sub_iters, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
                  "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted,
-                 "dual_objective": -g_y, "subproblem_s": t_sub, "oracle_s": t_eig})
+                 "dual_objective": -g_y, "subproblem_s": t_sub, "oracle_s": t_eig},
+            state={"controller": ctl.state_dict(), "oracle": oracle.state_dict(), "y": y.cpu(), "basis": basis.cpu(),
+                   "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
+                   "agg_c": float(agg_c), "use_eta": use_eta})

@@ -21,3 +21,6 @@ class ConicIterate:
     factor: Tensor | None = None
     dual_value: float | None = None   # set by solvers whose dual function is exact (the LP): used as is
     row: dict[str, Any] = field(default_factory=dict)   # solver-specific trace columns
+    # The loop's state after this iteration (tensors and plain values, copies of anything the loop changes in
+    # place): passed back to the loop's `iterate(..., start=state)`, it continues exactly from here.
+    state: dict[str, Any] | None = None

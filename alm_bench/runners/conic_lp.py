@@ -22,12 +22,17 @@ def segment_step(rho: float, r, ad, aty_minus_c_d: float) -> float:
     return min(max(slope / curvature, 0.0), 1.0)
 
 
-def iterate(problem: BoxLP, ctl: BALA, ctx: RunContext) -> Iterator[ConicIterate]:
+def iterate(problem: BoxLP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     problem.to(ctx.device)
-    ctl.start(problem.c_norm, problem.n)
-    y = problem.b.new_zeros(problem.m)
-    g_y, v = problem.dual_function(y)
-    w = v.clone()
+    if start is not None:  # a checkpoint: center, candidate, oracle point, controller
+        ctl.load_state_dict(start["controller"])
+        y, v, w = (start[k].to(ctx.device) for k in ("y", "v", "w"))
+        g_y = start["g_y"]
+    else:
+        ctl.start(problem.c_norm, problem.n)
+        y = problem.b.new_zeros(problem.m)
+        g_y, v = problem.dual_function(y)
+        w = v.clone()
     while True:
         rho = ctl.state.rho
         d = v - w
@@ -46,4 +51,6 @@ def iterate(problem: BoxLP, ctl: BALA, ctx: RunContext) -> Iterator[ConicIterate
         yield ConicIterate(objective=float(problem.c @ w), residual=-residual, y=y.clone(), lambda_min=0.0,
                            dual_value=-g_y, factor=None,
                            row={"step_type": "descent" if descent else "null", "rho": rho, "alpha": alpha,
-                                **{f"x{i + 1}": float(x) for i, x in enumerate(w[:10])}})
+                                **{f"x{i + 1}": float(x) for i, x in enumerate(w[:10])}},
+                           state={"controller": ctl.state_dict(), "y": y.cpu(), "v": v.cpu(), "w": w.cpu(),
+                                  "g_y": g_y})

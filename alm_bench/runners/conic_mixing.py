@@ -35,7 +35,7 @@ def sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, v: np.ndarr
             v[i] = g * (-radius[i] / norm)
 
 
-def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext) -> Iterator[ConicIterate]:
+def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     if not problem.has_diagonal_constraints():
         raise UserError(f"controller=mixing solves SDPs whose constraints are diag(X) = b (Max-Cut); "
                         f"{problem.source} has other constraints: use controller=bala or classic_alm")
@@ -51,6 +51,10 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext) -> Iterator[C
     v = rng.standard_normal((problem.n, rank))
     v *= (radius / np.linalg.norm(v, axis=1))[:, None]
     oracle = BlockLOBPCG(problem.n, torch.device("cpu"), seed=ctx.seed)
+    if start is not None:  # a checkpoint: the factor, the sweep count, the oracle's block
+        v = start["v"].numpy().copy()
+        ctl.load_state_dict(start["controller"])
+        oracle.load_state_dict(start["oracle"])
     scale = problem.slack(problem.initial_dual()).gershgorin()
     while True:
         t0 = time.perf_counter()
@@ -65,8 +69,10 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext) -> Iterator[C
         t1 = time.perf_counter()
         found = oracle(problem.slack(y_t), 1, 16, 1e-7 * scale)
         residual = torch.from_numpy((v * v).sum(axis=1) - b)
+        factor = torch.from_numpy(v.copy())   # sweeps change v in place
         yield ConicIterate(objective=objective, residual=residual, y=y_t, lambda_min=float(found.values[0]),
-                           factor=torch.from_numpy(v.copy()),
+                           factor=factor,
+                           state={"v": factor, "controller": ctl.state_dict(), "oracle": oracle.state_dict()},
                            row={"sweeps": ctl.sweeps, "rank": rank, "eig_iters": found.iterations,
                                 "eig_fallbacks": oracle.fallbacks, "sweep_s": sweep_time,
                                 "oracle_s": time.perf_counter() - t1})

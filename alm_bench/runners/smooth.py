@@ -12,7 +12,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from alm_bench import checkpoint
 from alm_bench.controllers.classic_alm import ClassicALM
+from alm_bench.errors import UserError
 from alm_bench.runners import RunContext, inner
 from alm_bench.problems.base import (Evaluation, SmoothProblem, constraint_names, evaluate, max_violation,
                                     relative_error)
@@ -66,18 +68,30 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
     with torch.no_grad():
         e0 = evaluate(problem, x)
     check_finite(e0, "at the initial point")
-    controller.start(e0.objective, e0.eq, e0.ineq)
     eq_names, ineq_names = constraint_names(problem, x.detach())
     per_constraint = len(eq_names) + len(ineq_names) <= PER_CONSTRAINT_COLUMNS
+    last = {"objective": float(e0.objective), "max_violation": max_violation(e0.eq, e0.ineq)}
+    first_step, inner_total, elapsed = 1, 0, 0.0
+    if ctx.resume is not None:  # continue after the last whole outer iteration of that run
+        saved = checkpoint.load_loop(ctx.resume, "smooth")
+        if saved["x"].shape != x.shape:
+            raise UserError(f"resume: {ctx.resume} has x of shape {tuple(saved['x'].shape)}, this problem "
+                            f"{tuple(x.shape)}")
+        with torch.no_grad():
+            x.copy_(saved["x"].to(x))
+        controller.load_state_dict(saved["controller"])
+        first_step, inner_total, elapsed, last = saved["step"] + 1, saved["inner_total"], saved["wall_time_s"], saved["last"]
+        trackers.continue_trace(ctx.resume / "trace.csv", saved["step"])
+    else:
+        controller.start(e0.objective, e0.eq, e0.ineq)
 
     status, message = "max_iterations", ""
-    x_good, last = x.detach().clone(), {"objective": float(e0.objective),
-                                          "max_violation": max_violation(e0.eq, e0.ineq)}
+    x_good = x.detach().clone()
     # torch.optim's first construction imports its compiler stack (~2 s): pay it before the clock starts.
     controller.make_inner_optimizer([x])
-    inner_total, start = 0, time.perf_counter()
+    start = time.perf_counter() - elapsed
     try:
-        for step in range(1, controller.max_outer_iterations + 1):
+        for step in range(first_step, controller.max_outer_iterations + 1):
             inner_steps = minimize_inner(problem, controller, x)
             inner_total += inner_steps
             e = evaluate(problem, x)
@@ -97,6 +111,10 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
                 row.update({f"mu:{n}": float(v) for n, v in zip(ineq_names, mu)})
             trackers.log(row)
             x_good, last = x.detach().clone(), row
+            # Every outer iteration (a few KB, atomic): a run killed by any signal resumes from here.
+            checkpoint.save_loop(ctx.output_dir, "smooth", {
+                "x": x_good, "controller": controller.state_dict(), "step": step, "inner_total": inner_total,
+                "wall_time_s": row["wall_time_s"], "last": row})
             if controller.converged(stationarity, row["max_violation"], complementarity):
                 status = "converged"
                 break
@@ -104,6 +122,8 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
     except KeyboardInterrupt as err:
         status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+        if checkpoint.last_path(ctx.output_dir).is_file():
+            message += f"; continue with resume={ctx.output_dir}"
 
     summary: dict[str, Any] = {
         "status": status, "message": message,

@@ -1,0 +1,103 @@
+"""Smooth and conic runs checkpoint their loop state after every whole iteration: a run stopped early and
+resumed with resume= ends exactly where the uninterrupted run ends, with one gapless trace."""
+
+from __future__ import annotations
+
+import csv
+import signal
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from alm_bench.errors import UserError
+from alm_bench.task import run
+from conftest import compose_config, read_summary, run_cli
+from test_faults import SLOW, complete_rows, start_slow_run, wait_for_rows
+
+DATA = Path(__file__).parent / "data"
+
+
+def solve(folder: Path, *overrides: str) -> dict:
+    cfg = compose_config(*overrides)
+    summary = run(cfg, folder)
+    (folder / ".hydra").mkdir(exist_ok=True)  # what Hydra writes into a run folder, which resume= reads
+    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return summary
+
+
+def trace(folder: Path) -> list[dict]:
+    with open(folder / "trace.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def stopped_and_resumed(tmp_path: Path, budget_key: str, stop_at: int, *overrides: str) -> tuple[dict, dict]:
+    whole = solve(tmp_path / "whole", *overrides)
+    solve(tmp_path / "stopped", *overrides, f"{budget_key}={stop_at}")
+    resumed = solve(tmp_path / "resumed", *overrides, f"resume={tmp_path / 'stopped'}")
+    assert whole["iterations"] > stop_at, "the run must go past the stop for this test to mean anything"
+    return whole, resumed
+
+
+def assert_same_run(tmp_path: Path, whole: dict, resumed: dict, columns: tuple[str, ...]) -> None:
+    assert resumed["status"] == whole["status"] and resumed["iterations"] == whole["iterations"]
+    a, b = trace(tmp_path / "whole"), trace(tmp_path / "resumed")
+    assert [r["step"] for r in b] == [str(i) for i in range(1, whole["iterations"] + 1)]
+    for column in columns:
+        assert [r[column] for r in a] == [r[column] for r in b], column
+
+
+def test_smooth_run_resumes_exactly(tmp_path):
+    overrides = ("problem=hs", "problem.name=hs071", "controller=classic_alm")
+    whole, resumed = stopped_and_resumed(tmp_path, "controller.max_outer_iterations", 3, *overrides)
+    assert_same_run(tmp_path, whole, resumed, ("objective", "max_violation", "rho"))
+    assert resumed["objective"] == whole["objective"] and resumed["multipliers"] == whole["multipliers"]
+    assert abs(resumed["objective"] - 17.0140173) < 1e-6
+
+
+MCP100 = ("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "problem.tol=1e-5")
+G14 = ("problem=maxcut", f"problem.path={DATA / 'G14.txt'}", "problem.tol=1e-4", "problem.rounding_trials=1")
+
+
+@pytest.mark.parametrize("controller, problem, value", [("bala", MCP100, 226.157351),
+                                                         ("classic_alm", MCP100, 226.157351),
+                                                         ("mixing", G14, 3191.5668)])
+def test_conic_run_resumes_exactly(tmp_path, controller, problem, value):
+    budget = "controller.max_outer_iterations" if controller == "classic_alm" else "controller.max_iterations"
+    whole, resumed = stopped_and_resumed(tmp_path, budget, 2, *problem, f"controller={controller}")
+    assert_same_run(tmp_path, whole, resumed, ("objective", "bound", "max_eps"))
+    assert resumed["sdp_bound"] == whole["sdp_bound"]
+    assert abs(resumed["sdp_bound"] - value) / value < 5e-4   # the value in the data README, to the run's tol
+
+
+def test_a_converged_conic_run_continues_to_a_smaller_tolerance(tmp_path):
+    overrides = ("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "controller=bala")
+    first = solve(tmp_path / "first", *overrides, "problem.tol=1e-3")
+    second = solve(tmp_path / "second", *overrides, "problem.tol=1e-7", f"resume={tmp_path / 'first'}")
+    assert first["status"] == second["status"] == "converged"
+    assert second["iterations"] > first["iterations"] and max(second["eps_p"], second["eps_g"]) <= 1e-7
+
+
+def test_scs_and_auglag_runs_refuse_resume_before_any_work(tmp_path):
+    for overrides in (("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "controller=scs"),
+                      ("problem=hs", "controller=auglag")):
+        with pytest.raises(UserError, match="resume="):
+            run(compose_config(*overrides, f"resume={tmp_path}"), tmp_path / "new")
+        assert not (tmp_path / "new").exists()
+
+
+def test_sigint_then_resume_finishes_the_run(tmp_path):
+    """The CLI path: a signal mid-run leaves a checkpoint; resume= goes on from it to a longer budget."""
+    stopped = tmp_path / "stopped"
+    proc = start_slow_run(stopped)
+    wait_for_rows(stopped, 2)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    summary = read_summary(stopped)
+    assert summary["status"] == "interrupted" and f"resume={stopped}" in summary["message"]
+    done = len(complete_rows(stopped))
+    result = run_cli("train", *SLOW[:-2], f"controller.max_outer_iterations={done + 2}", SLOW[-1],
+                     f"resume={stopped}", f"hydra.run.dir={tmp_path / 'resumed'}", cwd=Path(__file__).parent)
+    assert result.returncode == 0, result.stderr
+    rows = complete_rows(tmp_path / "resumed")
+    assert len(rows) == done + 2 and read_summary(tmp_path / "resumed")["iterations"] == done + 2
