@@ -72,8 +72,11 @@ def best_path(run_dir: Path) -> Path:
     return Path(run_dir) / FOLDER / BEST
 
 
-def save_loop(run_dir: Path, kind: str, state: dict[str, Any]) -> None:
-    """A smooth or conic loop's state after a whole iteration, tagged with the problem kind."""
+def save_loop(run_dir: Path | None, kind: str, state: dict[str, Any]) -> None:
+    """A smooth or conic loop's state after a whole iteration, tagged with the problem kind. A loop run as a
+    library call without a run folder (run_dir None: benchmarks, notebooks) keeps none."""
+    if run_dir is None:
+        return
     save(last_path(run_dir), {"kind": kind, **state})
 
 

@@ -101,3 +101,18 @@ def test_sigint_then_resume_finishes_the_run(tmp_path):
     assert result.returncode == 0, result.stderr
     rows = complete_rows(tmp_path / "resumed")
     assert len(rows) == done + 2 and read_summary(tmp_path / "resumed")["iterations"] == done + 2
+
+
+def test_a_loop_called_without_a_run_folder_keeps_no_checkpoint():
+    """Benchmarks and notebooks call the loops with output_dir=None: they must run, writing nothing."""
+    import torch
+
+    from alm_bench.controllers.classic_alm import ClassicALM
+    from alm_bench.problems.hock_schittkowski import HockSchittkowski
+    from alm_bench.runners import RunContext
+    from alm_bench.runners.smooth import run as run_smooth
+    from alm_bench.tracking.base import Trackers
+
+    summary = run_smooth(HockSchittkowski("hs071"), ClassicALM(), Trackers([]),
+                         RunContext(output_dir=None, device=torch.device("cpu")))
+    assert summary["status"] == "converged" and abs(summary["objective"] - 17.0140173) < 1e-6
