@@ -3,8 +3,9 @@
 <run folder>/checkpoints/last.pt holds, for training, the model, optimizer, GradScaler, controller and
 budget states, the loop's counters and every RNG state (best_model.pt holds the weights with the best
 validation accuracy); for smooth and conic runs, the loop's state after its last whole iteration, tagged
-with the problem kind (`save_loop` / `load_loop`). Files are written atomically and read back with `torch.load(weights_only=True)`, so a
-checkpoint can carry tensors and plain containers only, never arbitrary pickled objects.
+with the problem kind (`save_loop` / `load_loop`). Files are written atomically and read back with
+`torch.load(weights_only=True)`, so a checkpoint can carry tensors and plain containers only, never
+arbitrary pickled objects.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def save_loop(run_dir: Path | None, kind: str, state: dict[str, Any]) -> None:
     if run_dir is None:
         return
     save(last_path(run_dir), {"kind": kind, **state})
+
+
+def resume_hint(run_dir: Path | None) -> str:
+    """'; continue with resume=<run_dir>' for an interrupted run's message, when it left a checkpoint."""
+    if run_dir is None or not last_path(run_dir).is_file():
+        return ""
+    return f"; continue with resume={run_dir}"
 
 
 def load_loop(run_dir: Path, kind: str) -> dict[str, Any]:

@@ -116,3 +116,11 @@ def test_a_loop_called_without_a_run_folder_keeps_no_checkpoint():
     summary = run_smooth(HockSchittkowski("hs071"), ClassicALM(), Trackers([]),
                          RunContext(output_dir=None, device=torch.device("cpu")))
     assert summary["status"] == "converged" and abs(summary["objective"] - 17.0140173) < 1e-6
+
+
+def test_the_resume_hint_names_only_a_folder_that_holds_a_checkpoint(tmp_path):
+    from alm_bench import checkpoint
+
+    assert checkpoint.resume_hint(None) == "" and checkpoint.resume_hint(tmp_path) == ""
+    checkpoint.save_loop(tmp_path, "smooth", {"step": 1})
+    assert checkpoint.resume_hint(tmp_path) == f"; continue with resume={tmp_path}"

@@ -82,11 +82,7 @@ def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext,
     if name is None:
         raise UserError(f"controller {type(controller).__name__} has no loop for conic problems")
     loop = importlib.import_module(f"alm_bench.runners.{name}")
-    if start is None:
-        return loop.iterate(problem, controller, ctx)
-    if name == "conic_scs":
-        raise UserError("resume: controller=scs solves in one call and keeps no checkpoint")
-    return loop.iterate(problem, controller, ctx, start=start)
+    return loop.iterate(problem, controller, ctx) if start is None else loop.iterate(problem, controller, ctx, start)
 
 
 def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tuple[float, float, float]:
@@ -180,8 +176,8 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
     solve_time = time.perf_counter() - start
     save_checkpoint()  # also after convergence: resume= with a smaller problem.tol goes on from here
-    if status == "interrupted" and loop_state is not None:
-        message += f"; continue with resume={ctx.output_dir}"
+    if status == "interrupted":
+        message += checkpoint.resume_hint(ctx.output_dir)
 
     summary: dict[str, Any] = {"status": status, "message": message, "objective": last.get("objective"),
                                "max_violation": last.get("max_violation"), "iterations": step,

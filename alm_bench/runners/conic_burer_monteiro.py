@@ -51,12 +51,6 @@ def initial_penalty(problem: ConicSDP) -> float:
 def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     problem.to(ctx.device)
     b = problem.b
-    v = initial_factor(problem, factor_rank(problem.m, problem.n), ctx.seed).requires_grad_(False)
-    v = v.clone()
-    s = ctl.state
-    s.lam = torch.zeros(problem.m, dtype=torch.float64, device=ctx.device)
-    s.mu = torch.zeros(0, dtype=torch.float64, device=ctx.device)
-    s.rho = min(ctl.rho_init if ctl.rho_init is not None else initial_penalty(problem), ctl.rho_max)
     oracle = BlockLOBPCG(problem.n, ctx.device, seed=ctx.seed)
     if start is not None:  # a checkpoint: the factor, the multipliers and penalty, the oracle's block
         v = start["v"].to(ctx.device).clone()
@@ -64,6 +58,12 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         s = ctl.state
         s.lam, s.mu = s.lam.to(ctx.device), s.mu.to(ctx.device)
         oracle.load_state_dict(start["oracle"])
+    else:
+        v = initial_factor(problem, factor_rank(problem.m, problem.n), ctx.seed).clone()
+        s = ctl.state
+        s.lam = torch.zeros(problem.m, dtype=torch.float64, device=ctx.device)
+        s.mu = torch.zeros(0, dtype=torch.float64, device=ctx.device)
+        s.rho = min(ctl.rho_init if ctl.rho_init is not None else initial_penalty(problem), ctl.rho_max)
     empty = s.mu
     if ctl.inner_optimizer.get("name") == "LBFGS":
         # torch's two-loop recursion costs ~36 us per stored pair; with its default of 100 pairs it cost
@@ -113,9 +113,10 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
             y = -s.lam
             t1 = time.perf_counter()
             found = oracle(problem.slack(y), 1, 16, 1e-7 * scale)
+        factor = v.clone()   # the next inner solve changes v in place
         yield ConicIterate(objective=objective, residual=h, y=y.clone(), lambda_min=float(found.values[0]),
-                           factor=v.clone(), state={"v": v.clone().cpu(), "controller": ctl.state_dict(),
-                                                    "oracle": oracle.state_dict()},
+                           factor=factor, state={"v": factor.cpu(), "controller": ctl.state_dict(),
+                                                 "oracle": oracle.state_dict()},
                            row={"rho": rho_used, "inner_tol": inner_tol_used, "inner_evaluations": evaluations,
                                 "progress": progress, "rank": v.shape[1], "eig_iters": found.iterations,
                                 "eig_fallbacks": oracle.fallbacks, "inner_s": inner_time,

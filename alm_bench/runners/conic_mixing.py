@@ -47,14 +47,14 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
     b = problem.b_np
     radius = np.sqrt(np.clip(b, 0, None))
     rank = ctl.rank or min(problem.n, math.ceil(math.sqrt(2 * problem.n)) + 1)
-    rng = np.random.default_rng(ctx.seed)
-    v = rng.standard_normal((problem.n, rank))
-    v *= (radius / np.linalg.norm(v, axis=1))[:, None]
     oracle = BlockLOBPCG(problem.n, torch.device("cpu"), seed=ctx.seed)
     if start is not None:  # a checkpoint: the factor, the sweep count, the oracle's block
         v = start["v"].numpy().copy()
         ctl.load_state_dict(start["controller"])
         oracle.load_state_dict(start["oracle"])
+    else:
+        v = np.random.default_rng(ctx.seed).standard_normal((problem.n, rank))
+        v *= (radius / np.linalg.norm(v, axis=1))[:, None]
     scale = problem.slack(problem.initial_dual()).gershgorin()
     while True:
         t0 = time.perf_counter()

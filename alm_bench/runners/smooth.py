@@ -80,7 +80,8 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
         with torch.no_grad():
             x.copy_(saved["x"].to(x))
         controller.load_state_dict(saved["controller"])
-        first_step, inner_total, elapsed, last = saved["step"] + 1, saved["inner_total"], saved["wall_time_s"], saved["last"]
+        first_step, inner_total = saved["step"] + 1, saved["inner_total"]
+        elapsed, last = saved["wall_time_s"], saved["last"]
         trackers.continue_trace(ctx.resume / "trace.csv", saved["step"])
     else:
         controller.start(e0.objective, e0.eq, e0.ineq)
@@ -121,9 +122,8 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
     except KeyboardInterrupt as err:
-        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
-        if checkpoint.last_path(ctx.output_dir).is_file():
-            message += f"; continue with resume={ctx.output_dir}"
+        status, message = "interrupted", (f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+                                          f"{checkpoint.resume_hint(ctx.output_dir)}")
 
     summary: dict[str, Any] = {
         "status": status, "message": message,
