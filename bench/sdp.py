@@ -6,14 +6,17 @@ Data: $ALM_BENCH_SDP_DATA or ../shared/data (not in the repository).
 
     python -m bench.sdp            quick: G1, G14, G11; SCS on G1 only (capped)
     python -m bench.sdp --full     G1 G11 G14 G22 G43 G48 G55 G60, SCS capped at 15 minutes
+    python -m bench.sdp --graphs G22 G43 --solvers bala mixing     a part of the full table
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import torch
@@ -28,6 +31,7 @@ from alm_bench.runners.conic import run as run_conic
 SDP_VALUE = {"G1": 12083.1977, "G11": 629.1647, "G14": 3191.5668, "G22": 14135.9457, "G43": 7032.2218,
              "G48": 6000.0, "G55": 11039.4604, "G60": 15222.2680}
 QUICK, FULL = ["G1", "G14", "G11"], ["G1", "G11", "G14", "G22", "G43", "G48", "G55", "G60"]
+SOLVERS = ["bala", "classic_alm", "mixing", "scs"]
 
 
 def data_dir() -> Path:
@@ -43,14 +47,12 @@ class Rows:
         self.rows.append(row)
 
 
-def controllers(graph: str, full: bool, time_cap: float) -> dict:
+def controllers(graph: str, time_cap: float, scs_cap: float) -> dict:
     toroidal = graph in ("G11", "G48", "G60")
-    out = {"bala": BALA(r_c=12 if toroidal else 6, time_limit_s=time_cap),
-           "classic_alm": ClassicALM(max_outer_iterations=100),
-           "mixing": MixingMethod(time_limit_s=time_cap)}
-    if full or graph == "G1":
-        out["scs"] = SCSSolver(eps=1e-4, time_limit_s=900 if full else 120)
-    return out
+    return {"bala": BALA(r_c=12 if toroidal else 6, time_limit_s=time_cap),
+            "classic_alm": ClassicALM(max_outer_iterations=100),
+            "mixing": MixingMethod(time_limit_s=time_cap),
+            "scs": SCSSolver(eps=1e-4, time_limit_s=scs_cap)}
 
 
 def first_time(rows: list[dict], tol: float) -> tuple[float | None, int | None]:
@@ -60,39 +62,65 @@ def first_time(rows: list[dict], tol: float) -> tuple[float | None, int | None]:
     return None, None
 
 
-def run(full: bool = False) -> str:
+def measure(graph: str, name: str, full: bool, time_cap: float, scs_cap: float) -> dict:
+    """One solver on one graph, in a fresh process (see `run`): the times, iterations and the peak RSS."""
+    problem = MaxCut(str(data_dir() / "gset_rudy" / f"{graph}.txt"), tol=1e-6, rounding_trials=1)
+    controller = controllers(graph, time_cap, scs_cap)[name]
+    rows = Rows()
+    out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = run_conic(problem, controller, rows, RunContext(output_dir=out, device=torch.device("cpu")))
+    t4, i4 = first_time(rows.rows, 5e-4)
+    t6, i6 = first_time(rows.rows, 1e-6)
+    return {"t4": t4, "i4": i4, "t6": t6, "i6": i6, "bound": summary["sdp_bound"],
+            "last": rows.rows[-1]["max_eps"] if rows.rows else float("nan"),
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def idle_rss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] | None = None,
+        time_cap: float | None = None, scs_cap: float | None = None) -> str:
     folder = data_dir() / "gset_rudy"
     if not folder.is_dir():
         return f"(skipped: no G-set data at {folder}; set ALM_BENCH_SDP_DATA)"
-    lines = ["| graph | solver | t(5e-4) s | iters | t(1e-6) s | iters | ratio t(5e-4)/BALA | final max eps | "
-             "gap of bound | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for graph in FULL if full else QUICK:
-        problem = MaxCut(str(folder / f"{graph}.txt"), tol=1e-6, rounding_trials=1)
-        bala_time = None
-        for name, controller in controllers(graph, full, 300 if full else 60).items():
-            rows = Rows()
-            out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
-            out.mkdir(parents=True, exist_ok=True)
-            summary = run_conic(problem, controller, rows, RunContext(output_dir=out, device=torch.device("cpu")))
-            t4, i4 = first_time(rows.rows, 5e-4)
-            t6, i6 = first_time(rows.rows, 1e-6)
-            if name == "bala":
-                bala_time = t4
-            ratio = f"{t4 / bala_time:.2f}" if t4 and bala_time else "–"
-            gap = abs(summary["sdp_bound"] - SDP_VALUE[graph]) / SDP_VALUE[graph]
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            fmt = lambda v: f"{v:.2f}" if v is not None else "not reached"  # noqa: E731
-            last = rows.rows[-1]["max_eps"] if rows.rows else float("nan")
-            lines.append(f"| {graph} | {name} | {fmt(t4)} | {i4 or '–'} | {fmt(t6)} | {i6 or '–'} | {ratio} | "
-                         f"{last:.1e} | {gap:.1e} | {rss:.0f} |")
-            print(lines[-1], flush=True)
-    return "\n".join(lines) + "\n\n(peak RSS is the process's, cumulative over the rows above.)"
+    time_cap = time_cap or (300 if full else 60)
+    scs_cap = scs_cap or (900 if full else 120)
+    # Every solver runs in a fresh process so that its peak RSS is its own (a process's peak only grows),
+    # one after another so that they never share the cores.
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+    with pool:
+        baseline = pool.submit(idle_rss).result()
+        lines = ["| graph | solver | t(5e-4) s | iters | t(1e-6) s | iters | ratio t(5e-4)/BALA | final max eps | "
+                 "gap of bound | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for graph in graphs or (FULL if full else QUICK):
+            bala_time = None
+            names = [n for n in SOLVERS if (full or graph == "G1" or n != "scs") and (not solvers or n in solvers)]
+            for name in names:
+                m = pool.submit(measure, graph, name, full, time_cap, scs_cap).result()
+                if name == "bala":
+                    bala_time = m["t4"]
+                ratio = f"{m['t4'] / bala_time:.2f}" if m["t4"] and bala_time else "–"
+                gap = abs(m["bound"] - SDP_VALUE[graph]) / SDP_VALUE[graph]
+                fmt = lambda v: f"{v:.2f}" if v is not None else "not reached"  # noqa: E731
+                lines.append(f"| {graph} | {name} | {fmt(m['t4'])} | {m['i4'] or '–'} | {fmt(m['t6'])} | "
+                             f"{m['i6'] or '–'} | {ratio} | {m['last']:.1e} | {gap:.1e} | {m['rss_mb']:.0f} |")
+                print(lines[-1], flush=True)
+    caps = f"BALA and mixing stop at {time_cap:.0f} s, SCS at {scs_cap:.0f} s"
+    return "\n".join(lines) + (f"\n\n({caps}. Peak RSS: each solver's own process, including "
+                               f"{baseline:.0f} MB for Python, torch and scipy alone.)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true")
+    parser.add_argument("--graphs", nargs="+", choices=FULL, help="only these graphs")
+    parser.add_argument("--solvers", nargs="+", choices=SOLVERS, help="only these solvers")
+    parser.add_argument("--time-cap", type=float, help="seconds for BALA and mixing (60; 300 with --full)")
+    parser.add_argument("--scs-cap", type=float, help="seconds for SCS (120; 900 with --full)")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    print(run(full=args.full))
+    print(run(args.full, args.graphs, args.solvers, args.time_cap, args.scs_cap))
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")

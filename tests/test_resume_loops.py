@@ -118,6 +118,21 @@ def test_a_loop_called_without_a_run_folder_keeps_no_checkpoint():
     assert summary["status"] == "converged" and abs(summary["objective"] - 17.0140173) < 1e-6
 
 
+def test_a_maxcut_solve_without_a_run_folder_rounds_but_writes_no_cut_file():
+    import torch
+
+    from alm_bench.controllers.baselines_sdp import MixingMethod
+    from alm_bench.problems.sdp import MaxCut
+    from alm_bench.runners import RunContext
+    from alm_bench.runners.conic import run as run_conic
+    from alm_bench.tracking.base import Trackers
+
+    problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-3, rounding_trials=2)
+    summary = run_conic(problem, MixingMethod(), Trackers([]), RunContext(output_dir=None, device=torch.device("cpu")))
+    assert summary["status"] == "converged" and "cut_file" not in summary
+    assert 0.878 * summary["sdp_bound"] <= summary["cut_value"] <= summary["sdp_bound"]
+
+
 def test_the_resume_hint_names_only_a_folder_that_holds_a_checkpoint(tmp_path):
     from alm_bench import checkpoint
 

@@ -209,6 +209,9 @@ def _round(problem: MaxCut, factor: torch.Tensor, ctx: RunContext) -> dict[str, 
     t0 = time.perf_counter()
     signs, cut = goemans_williamson(problem.adjacency, factor.detach().cpu().numpy(), trials=problem.rounding_trials,
                                     seed=ctx.seed, local_search=problem.local_search)
-    path = ctx.output_dir / CUT_FILE
-    write_partition(path, signs)
-    return {"cut_value": cut, "cut_file": str(path), "rounding_time_s": time.perf_counter() - t0}
+    out = {"cut_value": cut, "rounding_time_s": time.perf_counter() - t0}
+    if ctx.output_dir is not None:  # a library call without a run folder (benchmarks, notebooks) writes nothing
+        path = ctx.output_dir / CUT_FILE
+        write_partition(path, signs)
+        out["cut_file"] = str(path)
+    return out
