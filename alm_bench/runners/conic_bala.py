@@ -123,6 +123,10 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         c_w = float(c_vec @ x_small)
         z = y + s.rho * (b - a_w)
         g_model_z = -(c_w + float(z @ (b - a_w)))      # g_k(z) = -L(w, z)
+        # Both the oracle's g(y) (a Ritz value overestimates lambda_min) and -L(w, y) (w is in Omega) are lower
+        # bounds on g(y); the larger is the better estimate. Without it an inexact center value could sit
+        # below the model, the predicted decrease collapsed to 0 and with it the oracle tolerance (G55).
+        g_y = max(g_y, -(c_w + float(y @ (b - a_w))))
         predicted = max(g_y - g_model_z, 0.0)
 
         slack = problem.slack(z)
