@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -186,3 +187,22 @@ def test_any_torch_optimizer_can_be_the_inner_solver(tmp_path):
     summary, _ = solve(QuadraticProgram("toy"), controller, tmp_path)
     assert summary["status"] == "converged"
     assert abs(summary["x"][0] - 3.0) < 1e-4
+
+
+def test_time_limit_stops_smooth_and_conic_runs_after_the_iteration_that_passes_it(tmp_path):
+    import torch
+
+    from alm_bench.problems.hock_schittkowski import HockSchittkowski
+    from alm_bench.problems.sdp import MaxCut
+    from alm_bench.runners import RunContext
+    from alm_bench.runners.conic import run as run_conic
+    from alm_bench.runners.smooth import run as run_smooth
+    from alm_bench.tracking.base import Trackers
+
+    ctx = RunContext(output_dir=None, device=torch.device("cpu"))
+    smooth = run_smooth(HockSchittkowski("hs071"), ClassicALM(time_limit_s=1e-9), Trackers([]), ctx)
+    assert smooth["iterations"] == 1 and "time limit" in smooth["message"]
+    graph = Path(__file__).parent / "data" / "G14.txt"
+    conic = run_conic(MaxCut(str(graph), tol=1e-9, rounding_trials=1), ClassicALM(time_limit_s=1e-9),
+                      Trackers([]), ctx)
+    assert conic["iterations"] == 1 and "time limit" in conic["message"]

@@ -91,6 +91,7 @@ class ClassicALM:
         max_inner_steps: int = 2000,
         inner_optimizer: dict[str, Any] | None = None,
         newton_polish: bool = True,
+        time_limit_s: float | None = None,
     ) -> None:
         if rho is not None:
             require_positive("controller.rho", rho)
@@ -106,6 +107,9 @@ class ClassicALM:
         require(0 < inner_tol_decay <= 1, "controller.inner_tol_decay", "in (0, 1]", inner_tol_decay)
         require(isinstance(max_inner_steps, int) and max_inner_steps >= 1,
                 "controller.max_inner_steps", "an integer >= 1", max_inner_steps)
+        if time_limit_s is not None:
+            require_positive("controller.time_limit_s", time_limit_s)
+        self.time_limit_s = time_limit_s
         self.rho_init = rho
         self.rho_growth = rho_growth
         self.progress_ratio = progress_ratio

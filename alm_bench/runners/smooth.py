@@ -119,6 +119,9 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
             if controller.converged(stationarity, row["max_violation"], complementarity):
                 status = "converged"
                 break
+            if getattr(controller, "time_limit_s", None) and row["wall_time_s"] >= controller.time_limit_s:
+                message = f"stopped at the time limit of {controller.time_limit_s} s"  # status: a budget ran out
+                break
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
     except KeyboardInterrupt as err:
