@@ -65,9 +65,7 @@ def first_time(rows: list[dict], tol: float) -> tuple[float | None, int | None]:
 def measure(graph: str, name: str, full: bool, time_cap: float, scs_cap: float) -> dict:
     """One solver on one graph, in a fresh process (see `run`): the times, iterations and the peak RSS."""
     problem = MaxCut(str(data_dir() / "gset_rudy" / f"{graph}.txt"), tol=1e-6, rounding_trials=1)
-    # torch.optim imports torch._dynamo on its first optimizer (1.5 s here): a one-time cost of the process,
-    # not of the solver, so it is paid before the clock starts (as in a long-lived session).
-    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
+    warm_up()
     controller = controllers(graph, time_cap, scs_cap)[name]
     rows = Rows()
     out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
@@ -80,7 +78,14 @@ def measure(graph: str, name: str, full: bool, time_cap: float, scs_cap: float) 
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def warm_up() -> None:
+    """torch.optim imports torch._dynamo on its first optimizer (1.5 s, 150 MB here): a one-time cost of the
+    process, not of the solver, so it is paid before the clock starts (as in a long-lived session)."""
+    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
+
+
 def idle_rss() -> float:
+    warm_up()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -113,7 +118,7 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
                 print(lines[-1], flush=True)
     caps = f"BALA, classic ALM and mixing stop at {time_cap:.0f} s, SCS at {scs_cap:.0f} s"
     return "\n".join(lines) + (f"\n\n({caps}. Peak RSS: each solver's own process, including "
-                               f"{baseline:.0f} MB for Python, torch and scipy alone.)")
+                               f"{baseline:.0f} MB for Python, torch and scipy alone, idle.)")
 
 
 if __name__ == "__main__":

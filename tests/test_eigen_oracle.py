@@ -62,3 +62,51 @@ def test_unconverged_lobpcg_falls_back_to_dense_and_counts_it() -> None:
     found = oracle(slack, wanted=3, block_size=8, tol=1e-12)
     assert oracle.fallbacks == 1 and found.converged
     np.testing.assert_allclose(found.values.numpy(), exact[:3], rtol=0, atol=1e-10 * abs(exact).max())
+
+
+def test_arpack_fallback_matches_lapack_on_a_clustered_spectrum(monkeypatch) -> None:
+    import alm_bench.problems.eigen_oracle as eo
+
+    slack, exact = clustered_slack()
+    monkeypatch.setattr(eo, "DENSE_LIMIT", 10)  # force the ARPACK path at n = 400
+    values, vectors = eo.smallest_eigenpairs(slack, 5)
+    np.testing.assert_allclose(values, exact[:5], rtol=0, atol=1e-9)
+    assert eo.certified_lambda_min(slack) <= exact[0] <= eo.certified_lambda_min(slack) + 1e-8
+
+
+def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch, tmp_path) -> None:
+    from pathlib import Path
+
+    import scipy.sparse.linalg as spla
+
+    import alm_bench.problems.eigen_oracle as eo
+    from alm_bench.controllers.bala import BALA
+    from alm_bench.problems.sdp import MaxCut
+    from alm_bench.runners import RunContext
+    from alm_bench.runners.conic import run
+
+    real_eigsh, calls = spla.eigsh, []
+
+    def never(*args, **kwargs):  # ARPACK works for the first few fallbacks, then never again
+        calls.append(1)
+        if len(calls) <= 3:
+            return real_eigsh(*args, **kwargs)
+        raise spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(eo, "DENSE_LIMIT", 10)
+    monkeypatch.setattr(eo, "DENSE_FALLBACK_LIMIT", 10)
+    monkeypatch.setattr(eo.spla, "eigsh", never)
+
+    class Rows:
+        rows: list = []
+
+        def log(self, row):
+            self.rows.append(row)
+
+    rows = Rows()
+    problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-9, rounding_trials=1)
+    # eig_max_iter = 2: LOBPCG hands most calls to the fallback
+    summary = run(problem, BALA(eig_max_iter=2), rows, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
+    assert summary["status"] == "failed" and "eigen-oracle did not converge" in summary["message"]
+    assert "sdp_bound" not in summary and "cut_value" not in summary
+    assert summary["iterations"] == len(rows.rows) >= 1 and len(calls) == 4

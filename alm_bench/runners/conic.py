@@ -26,7 +26,7 @@ import torch
 from alm_bench import checkpoint
 from alm_bench.errors import UserError
 from alm_bench.problems.base import relative_error
-from alm_bench.problems.eigen_oracle import DENSE_LIMIT, certified_lambda_min
+from alm_bench.problems.eigen_oracle import DENSE_LIMIT, OracleFailed, certified_lambda_min
 from alm_bench.problems.lp import BoxLP
 from alm_bench.problems.sdp import ConicSDP, MaxCut
 from alm_bench.runners import RunContext
@@ -172,6 +172,8 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                 break
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
+    except OracleFailed as err:
+        status, message = "failed", f"{err}; the trace up to the last whole iteration is kept"
     except KeyboardInterrupt as err:
         status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
     solve_time = time.perf_counter() - start
@@ -189,7 +191,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         summary["dual_bound"] = best_bound  # the LP's dual function is exact: no recertification needed
         if problem.reference_objective is not None and last:
             summary["relative_error"] = relative_error(last["objective"], problem.reference_objective)
-    elif best_y is not None and status != "interrupted":
+    elif best_y is not None and status not in ("interrupted", "failed"):
         t0 = time.perf_counter()
         lam = certified_lambda_min(problem.slack(best_y))
         certified = float(problem.b @ best_y) + problem.gamma * min(0.0, lam)
@@ -197,7 +199,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                        sdp_value=problem.report_value(last["objective"]) if last else None)
         if last:
             summary["relative_gap"] = relative_gap(last["objective"], certified)
-    if isinstance(problem, MaxCut) and factor is not None and status != "interrupted":
+    if isinstance(problem, MaxCut) and factor is not None and status not in ("interrupted", "failed"):
         summary.update(_round(problem, factor, ctx))
     summary.update(problem.summary_fields())
     return summary
