@@ -75,7 +75,19 @@ def measure(graph: str, name: str, full: bool, time_cap: float, scs_cap: float) 
     t6, i6 = first_time(rows.rows, 1e-6)
     return {"t4": t4, "i4": i4, "t6": t6, "i6": i6, "bound": summary["sdp_bound"],
             "last": rows.rows[-1]["max_eps"] if rows.rows else float("nan"),
-            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ru_maxrss is inherited through fork and exec, so a
+    child spawned by a 1.3 GB parent reports at least 1.3 GB; VmHWM belongs to the process's own memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def warm_up() -> None:
@@ -86,7 +98,7 @@ def warm_up() -> None:
 
 def idle_rss() -> float:
     warm_up()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_rss_mb()
 
 
 def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] | None = None,
