@@ -62,10 +62,9 @@ def first_time(rows: list[dict], tol: float) -> tuple[float | None, int | None]:
     return None, None
 
 
-def measure(graph: str, name: str, full: bool, time_cap: float, scs_cap: float) -> dict:
+def measure(graph: str, name: str, time_cap: float, scs_cap: float) -> dict:
     """One solver on one graph, in a fresh process (see `run`): the times, iterations and the peak RSS."""
     problem = MaxCut(str(data_dir() / "gset_rudy" / f"{graph}.txt"), tol=1e-6, rounding_trials=1)
-    warm_up()
     controller = controllers(graph, time_cap, scs_cap)[name]
     rows = Rows()
     out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
@@ -90,17 +89,6 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def warm_up() -> None:
-    """torch.optim imports torch._dynamo on its first optimizer (1.5 s, 150 MB here): a one-time cost of the
-    process, not of the solver, so it is paid before the clock starts (as in a long-lived session)."""
-    torch.optim.LBFGS([torch.zeros(1, requires_grad=True)])
-
-
-def idle_rss() -> float:
-    warm_up()
-    return peak_rss_mb()
-
-
 def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] | None = None,
         time_cap: float | None = None, scs_cap: float | None = None) -> str:
     folder = data_dir() / "gset_rudy"
@@ -112,14 +100,14 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
     # one after another so that they never share the cores.
     pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
     with pool:
-        baseline = pool.submit(idle_rss).result()
+        baseline = pool.submit(peak_rss_mb).result()
         lines = ["| graph | solver | t(5e-4) s | iters | t(1e-6) s | iters | ratio t(5e-4)/BALA | final max eps | "
                  "gap of bound | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
         for graph in graphs or (FULL if full else QUICK):
             bala_time = None
             names = [n for n in SOLVERS if (full or graph == "G1" or n != "scs") and (not solvers or n in solvers)]
             for name in names:
-                m = pool.submit(measure, graph, name, full, time_cap, scs_cap).result()
+                m = pool.submit(measure, graph, name, time_cap, scs_cap).result()
                 if name == "bala":
                     bala_time = m["t4"]
                 ratio = f"{m['t4'] / bala_time:.2f}" if m["t4"] and bala_time else "–"
