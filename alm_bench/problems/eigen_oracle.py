@@ -65,17 +65,21 @@ def _orthonormalize(s: Tensor, drop: float = 1e-10, passes: int = 2) -> Tensor:
     return s
 
 
-def _cholesky_qr(s: Tensor) -> Tensor | None:
-    """s R^{-1} with R^T R = s^T s: orthonormal columns for a well-conditioned s at a tenth of SVQB's cost
-    (no eigendecomposition). None when s is too close to rank-deficient for it."""
-    gram = _mm(s.T, s)
+def _cholesky(gram: Tensor, min_ratio: float) -> Tensor | None:
+    """The lower Cholesky factor of the symmetrised gram, or None when it fails or its diagonal spans more
+    than 1 / min_ratio (too ill-conditioned to orthonormalise with)."""
     chol, info = torch.linalg.cholesky_ex((gram + gram.T) / 2)
     if int(info) != 0:
         return None
     d = chol.diagonal()
-    if float(d.min()) < 1e-5 * float(d.max()):
-        return None
-    return torch.linalg.solve_triangular(chol, s.T, upper=False).T
+    return None if float(d.min()) < min_ratio * float(d.max()) else chol
+
+
+def _cholesky_qr(s: Tensor) -> Tensor | None:
+    """s R^{-1} with R^T R = s^T s: orthonormal columns for a well-conditioned s at a tenth of SVQB's cost
+    (no eigendecomposition). None when s is too close to rank-deficient for it."""
+    chol = _cholesky(_mm(s.T, s), 1e-5)
+    return None if chol is None else torch.linalg.solve_triangular(chol, s.T, upper=False).T
 
 
 def _rayleigh_ritz(basis: Tensor, a_basis: Tensor) -> tuple[Tensor, Tensor] | None:
@@ -85,12 +89,8 @@ def _rayleigh_ritz(basis: Tensor, a_basis: Tensor) -> tuple[Tensor, Tensor] | No
     k = basis.shape[1]
     both = _mm(basis.T, torch.cat([a_basis, basis], dim=1))
     h, m = both[:, :k], both[:, k:]
-    m = (m + m.T) / 2
-    chol, info = torch.linalg.cholesky_ex(m)
-    if int(info) != 0:
-        return None
-    d = chol.diagonal()
-    if float(d.min()) < 1e-6 * float(d.max()):
+    chol = _cholesky(m, 1e-6)
+    if chol is None:
         return None
     h = torch.linalg.solve_triangular(chol, (h + h.T) / 2, upper=False)
     h = torch.linalg.solve_triangular(chol, h.T, upper=False)
@@ -206,17 +206,20 @@ def _arpack_smallest(matrix, k: int, tol: float) -> tuple[np.ndarray, np.ndarray
         if n > DENSE_FALLBACK_LIMIT:
             raise OracleFailed(f"the eigen-oracle did not converge (LOBPCG, then ARPACK after {ARPACK_RESTARTS} "
                                f"restarts) on a slack matrix of order {n}") from None
-        values, vectors = scipy.linalg.eigh(matrix.toarray(), subset_by_index=[0, k - 1])
+        return _dense_smallest(matrix, k)
     order = np.argsort(values)
     return values[order], vectors[:, order]
+
+
+def _dense_smallest(matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return scipy.linalg.eigh(matrix.toarray(), subset_by_index=[0, k - 1])
 
 
 def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k smallest eigenpairs by a reliable method: dense LAPACK up to DENSE_LIMIT, else ARPACK."""
     k = min(k, slack.n)
     if slack.n <= DENSE_LIMIT:
-        values, vectors = scipy.linalg.eigh(slack.scipy().toarray(), subset_by_index=[0, k - 1])
-        return values, vectors
+        return _dense_smallest(slack.scipy(), k)
     return _arpack_smallest(slack.scipy(), k, 1e-10)
 
 

@@ -121,12 +121,13 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
 
         a_w = a_sub @ x_small
         c_w = float(c_vec @ x_small)
-        z = y + s.rho * (b - a_w)
-        g_model_z = -(c_w + float(z @ (b - a_w)))      # g_k(z) = -L(w, z)
+        infeasibility = b - a_w
+        z = y + s.rho * infeasibility
+        g_model_z = -(c_w + float(z @ infeasibility))      # g_k(z) = -L(w, z)
         # Both the oracle's g(y) (a Ritz value overestimates lambda_min) and -L(w, y) (w is in Omega) are lower
         # bounds on g(y); the larger is the better estimate. Without it an inexact center value could sit
         # below the model, the predicted decrease collapsed to 0 and with it the oracle tolerance (G55).
-        g_y = max(g_y, -(c_w + float(y @ (b - a_w))))
+        g_y = max(g_y, -(c_w + float(y @ infeasibility)))
         predicted = max(g_y - g_model_z, 0.0)
 
         slack = problem.slack(z)
@@ -174,7 +175,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device))])
 
         yield ConicIterate(
-            objective=c_w, residual=a_w - b, y=y, lambda_min=lam_y, factor=factor,
+            objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor,
             row={"step_type": "descent" if descent else "null", "rho": rho_used, "rank": r, "rank_s": rank_s,
                  "eta": eta, "subproblem_iters": sub_iters, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
