@@ -97,11 +97,7 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
     monkeypatch.setattr(eo, "DENSE_FALLBACK_LIMIT", 10)
     monkeypatch.setattr(eo.spla, "eigsh", never)
 
-    class Rows:
-        rows: list = []
-
-        def log(self, row):
-            self.rows.append(row)
+    from test_sdp_solvers import Rows
 
     rows = Rows()
     problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-9, rounding_trials=1)

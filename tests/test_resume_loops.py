@@ -3,7 +3,6 @@ resumed with resume= ends exactly where the uninterrupted run ends, with one gap
 
 from __future__ import annotations
 
-import csv
 import signal
 from pathlib import Path
 
@@ -26,11 +25,6 @@ def solve(folder: Path, *overrides: str) -> dict:
     return summary
 
 
-def trace(folder: Path) -> list[dict]:
-    with open(folder / "trace.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def stopped_and_resumed(tmp_path: Path, budget_key: str, stop_at: int, *overrides: str) -> tuple[dict, dict]:
     whole = solve(tmp_path / "whole", *overrides)
     solve(tmp_path / "stopped", *overrides, f"{budget_key}={stop_at}")
@@ -41,7 +35,7 @@ def stopped_and_resumed(tmp_path: Path, budget_key: str, stop_at: int, *override
 
 def assert_same_run(tmp_path: Path, whole: dict, resumed: dict, columns: tuple[str, ...]) -> None:
     assert resumed["status"] == whole["status"] and resumed["iterations"] == whole["iterations"]
-    a, b = trace(tmp_path / "whole"), trace(tmp_path / "resumed")
+    a, b = complete_rows(tmp_path / "whole"), complete_rows(tmp_path / "resumed")
     assert [r["step"] for r in b] == [str(i) for i in range(1, whole["iterations"] + 1)]
     for column in columns:
         assert [r[column] for r in a] == [r[column] for r in b], column
