@@ -176,3 +176,34 @@ def test_bala_subproblem_torch_and_numpy_paths_agree():
                                         0.5, 500)
     assert it_np == it_t and it_np < 500
     assert np.allclose(x_t.numpy(), x_np, atol=1e-9) and abs(gap_np - gap_t) < 1e-9
+
+
+def test_largest_eigenvalue_is_a_tight_upper_estimate() -> None:
+    """FISTA's step 1/L needs L >= lambda_max: the Lanczos estimate is above it and within its tolerance."""
+    from alm_bench.controllers.bala import largest_eigenvalue
+
+    rng = np.random.default_rng(1)
+    for m, n in ((30, 50), (120, 400), (300, 900)):
+        a = rng.standard_normal((n, m)) * np.geomspace(1, 1e-4, m)   # a graded, ill-conditioned Gram
+        gram = a.T @ a
+        exact = float(np.linalg.eigvalsh(gram)[-1])
+        estimate = largest_eigenvalue(gram, rel_tol=1e-3)
+        assert exact * (1 - 1e-12) <= estimate <= exact * (1 + 2e-3), (m, exact, estimate)
+
+
+def test_diagonal_constraint_matrix_is_the_svec_diagonal_map() -> None:
+    """Column (a, b) of the subproblem's matrix is diag(p_a p_b^T + p_b p_a^T) / sqrt 2 off the diagonal of S,
+    so that A_sub @ svec(S) = diag(P S P^T) (and column 0 is the aggregate's diagonal)."""
+    from alm_bench.controllers.bala import SvecMaps
+    from alm_bench.runners.conic_bala import diagonal_constraint_matrix
+
+    rng = np.random.default_rng(2)
+    n, r = 40, 5
+    basis = np.linalg.qr(rng.standard_normal((n, r)))[0]
+    agg = rng.random(n)
+    s = rng.standard_normal((r, r))
+    s = s + s.T
+    a_sub = diagonal_constraint_matrix(basis, agg)
+    x = np.concatenate([[0.7], SvecMaps(r).svec(s)])
+    assert a_sub.shape == (n, 1 + r * (r + 1) // 2)
+    assert np.allclose(a_sub @ x, 0.7 * agg + np.diag(basis @ s @ basis.T), atol=1e-12)

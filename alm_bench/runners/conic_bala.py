@@ -25,6 +25,7 @@ from alm_bench.runners.conic_iterate import ConicIterate
 
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
+ORACLE_TOL_CAP = 1e-3   # the oracle tolerance, relative to the Gershgorin scale, while the predicted decrease is large
 
 
 def dual_function(b: Tensor, y: Tensor, gamma: float, lambda_min: float) -> float:
@@ -48,19 +49,21 @@ def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
 
 
 def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarray:
-    """[A(W), svec-ordered diag(p_a p_b^T) times the svec weights] for A = diag, built column block by column
-    block of P (contiguous products; fancy indexing an n x r x r tensor was several times slower)."""
+    """[A(W), svec-ordered diag(p_a p_b^T) times the svec weights] for A = diag, as the transpose of a
+    row-major (1 + m) x n array: each block of rows p_a * p_{a..r} is then one contiguous product (4.5x
+    faster than writing column blocks of an n x (1 + m) array on G22), and out @ out.T is numpy's syrk."""
     n, r = basis.shape
-    out = np.empty((n, 1 + r * (r + 1) // 2))
-    out[:, 0] = agg_a
+    rows = np.ascontiguousarray(basis.T)
+    out = np.empty((1 + r * (r + 1) // 2, n))
+    out[0] = agg_a
     col, root2 = 1, math.sqrt(2.0)
     for a in range(r):
         width = r - a
-        block = out[:, col:col + width]
-        np.multiply(basis[:, a:a + 1], basis[:, a:], out=block)
-        block[:, 1:] *= root2
+        block = out[col:col + width]
+        np.multiply(rows[a], rows[a:], out=block)
+        block[1:] *= root2
         col += width
-    return out
+    return out.T
 
 
 def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
@@ -78,7 +81,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
-        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, 1e-3 * scale)
+        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         lam_y = float(found.values[0])
         g_y = dual_function(b, y, gamma, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
@@ -101,7 +104,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         c_basis = basis.T @ problem.c_mm(basis)
         c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
         # numpy's A^T A takes the symmetric (syrk) path: half the flops of torch's general product.
-        gram = torch.from_numpy(a_sub.numpy().T @ a_sub.numpy()) if device.type == "cpu" else a_sub.T @ a_sub
+        if device.type == "cpu":
+            a_rows = a_sub.numpy().T
+            gram = torch.from_numpy(a_rows @ a_rows.T)
+        else:
+            gram = a_sub.T @ a_sub
         q = s.rho * (a_sub.T @ b) + a_sub.T @ y - c_vec
         if not use_eta:  # no aggregate: a dead eta column would only worsen the conditioning
             gram[0, :], gram[:, 0], q[0] = 0.0, 0.0, 0.0
@@ -135,7 +142,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         # predicted decrease, so the descent test is not fooled by an optimistic oracle.
         # The gap is to the block's last Ritz value, not the next one: near the optimum the first rank(X*)
         # eigenvalues coincide, and the gap inside that cluster made the tolerance needlessly tiny.
-        tol = min(1e-3 * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
+        tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
         found = oracle(slack, ctl.r_c, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
