@@ -43,6 +43,22 @@ def test_lobpcg_matches_dense_eigenvalues_and_never_undershoots() -> None:
     np.testing.assert_allclose(vectors.T @ vectors, np.eye(6), atol=1e-10)
 
 
+def test_trailing_pairs_meet_their_own_tolerance() -> None:
+    """BALA needs lambda_1 to `tol` and the other pairs only to a looser `trailing_tol`: each is met, and the
+    looser trailing tolerance takes fewer iterations than converging every pair to `tol` (24 vs 36 here)."""
+    slack, exact = clustered_slack()
+    scale = slack.gershgorin()
+    op = slack.scipy()
+    strict = BlockLOBPCG(slack.n, torch.device("cpu"), seed=0)(slack, wanted=6, block_size=12, tol=1e-8 * scale)
+    loose = BlockLOBPCG(slack.n, torch.device("cpu"), seed=0)(slack, wanted=6, block_size=12, tol=1e-8 * scale,
+                                                             trailing_tol=1e-4 * scale)
+    assert loose.converged and loose.iterations < strict.iterations
+    vectors, values = loose.vectors.numpy(), loose.values.numpy()
+    residuals = np.linalg.norm(op @ vectors - vectors * values, axis=0)
+    assert residuals[0] <= 1e-8 * scale and residuals[1:].max() <= 1e-4 * scale
+    assert abs(values[0] - exact[0]) <= 1e-9 * scale
+
+
 def test_warm_start_at_a_nearby_matrix_needs_fewer_iterations() -> None:
     slack, _ = clustered_slack()
     oracle = BlockLOBPCG(slack.n, torch.device("cpu"), seed=0)

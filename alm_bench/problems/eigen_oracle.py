@@ -32,7 +32,7 @@ class EigResult:
     values: Tensor        # (wanted,) ascending Ritz values
     vectors: Tensor       # (n, wanted)
     iterations: int
-    residual: float       # max residual norm of the wanted pairs
+    residual: float       # residual norm of the first pair (the others met the call's trailing tolerance)
     converged: bool
     next_value: float     # the first Ritz value after the wanted ones
     last_value: float = float("nan")  # the block's largest Ritz value: lambda_1's error is ~ residual^2 / (this - lambda_1)
@@ -98,9 +98,12 @@ def _rayleigh_ritz(basis: Tensor, a_basis: Tensor) -> tuple[Tensor, Tensor] | No
     return theta, torch.linalg.solve_triangular(chol.T, v, upper=True)
 
 
-def lobpcg_smallest(apply, x0: Tensor, wanted: int, tol: float, max_iter: int) -> tuple[EigResult, Tensor]:
-    """Smallest `wanted` eigenpairs of the symmetric operator `apply` from the block x0 (n x bs).
-    Returns the result and the final block (for the next warm start)."""
+def lobpcg_smallest(apply, x0: Tensor, wanted: int, tol: float, max_iter: int,
+                    trailing_tol: float | None = None) -> tuple[EigResult, Tensor]:
+    """Smallest `wanted` eigenpairs of the symmetric operator `apply` from the block x0 (n x bs): the first
+    to residual norm `tol`, the others to `trailing_tol` (default `tol`). Returns the result and the final
+    block (for the next warm start)."""
+    trailing_tol = tol if trailing_tol is None else trailing_tol
     bs = x0.shape[1]
     x = _orthonormalize(x0)
     if x.shape[1] < bs:  # a degenerate warm start: refill with random directions
@@ -119,8 +122,9 @@ def lobpcg_smallest(apply, x0: Tensor, wanted: int, tol: float, max_iter: int) -
     residual = float("inf")
     for it in range(1, max_iter + 1):
         r = ax[:, :active] - x[:, :active] * theta[:active]
-        residual = float(r[:, :wanted].norm(dim=0).max())
-        if residual <= tol:
+        norms = r[:, :wanted].norm(dim=0)
+        residual = float(norms[0])
+        if residual <= tol and (wanted == 1 or float(norms[1:].max()) <= trailing_tol):
             return EigResult(theta[:wanted], x[:, :wanted], it - 1, residual, True,
                              float(theta[min(wanted, theta.numel() - 1)]), float(theta[-1])), x
         w = r if p is None else torch.cat([r, p], dim=1)
@@ -171,14 +175,14 @@ class BlockLOBPCG:
         return torch.randn(self.n, cols, generator=self.generator, dtype=torch.float64).to(self.device)
 
     def __call__(self, slack: SlackOperator, wanted: int, block_size: int, tol: float,
-                 hint: Tensor | None = None) -> EigResult:
+                 hint: Tensor | None = None, trailing_tol: float | None = None) -> EigResult:
         block_size = min(max(block_size, wanted), self.n)
         x0 = self.block if self.block is not None else self._random(block_size)
         if hint is not None:  # directions known to matter (the current bundle) lead the block
             x0 = torch.cat([hint, x0], dim=1)
         x0 = x0[:, :block_size] if x0.shape[1] >= block_size else torch.cat(
             [x0, self._random(block_size - x0.shape[1])], dim=1)
-        result, self.block = lobpcg_smallest(slack.mm, x0, wanted, tol, self.max_iter)
+        result, self.block = lobpcg_smallest(slack.mm, x0, wanted, tol, self.max_iter, trailing_tol)
         if result.converged:
             return result
         self.fallbacks += 1

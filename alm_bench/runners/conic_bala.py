@@ -26,6 +26,10 @@ from alm_bench.runners.conic_iterate import ConicIterate
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
 ORACLE_TOL_CAP = 1e-3   # the oracle tolerance, relative to the Gershgorin scale, while the predicted decrease is large
+# Only lambda_1 enters g(z) (the descent test, the bound); the other r_c eigenvectors only feed the bundle, where
+# a 10x larger residual is still a good direction. Converging them all to lambda_1's tolerance cost LOBPCG
+# iterations for nothing: to 5e-4, 3 seeds, G1 0.74 -> 0.63 s, G22 2.50 -> 2.14 s, G43 0.89 -> 0.78 s.
+TRAILING_TOL_FACTOR = 10.0
 
 
 def dual_function(b: Tensor, y: Tensor, gamma: float, lambda_min: float) -> float:
@@ -81,7 +85,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
-        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
+        tol = ORACLE_TOL_CAP * scale
+        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, tol,
+                       trailing_tol=TRAILING_TOL_FACTOR * tol)
         lam_y = float(found.values[0])
         g_y = dual_function(b, y, gamma, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
@@ -145,7 +151,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
-        found = oracle(slack, ctl.r_c, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
+        found = oracle(slack, ctl.r_c, s.r_p + ctl.r_c + EXTRA_BLOCK, tol, trailing_tol=TRAILING_TOL_FACTOR * tol)
         t_eig = time.perf_counter() - t1
         lam_z = float(found.values[0])
         eig_gap = max(found.last_value - lam_z, 1e-12 * scale)
