@@ -64,6 +64,24 @@ def test_conic_run_resumes_exactly(tmp_path, controller, problem, value):
     assert abs(resumed["sdp_bound"] - value) / value < 5e-4   # the value in the data README, to the run's tol
 
 
+def test_resume_refuses_a_problem_file_whose_data_changed(tmp_path):
+    """The config names the file, not its contents: a checkpoint records the data's fingerprint, and a file
+    edited since is refused with one line naming it, before any work (and an unchanged copy resumes)."""
+    graph = tmp_path / "G14.txt"
+    graph.write_text((DATA / "G14.txt").read_text())
+    overrides = ("problem=maxcut", f"problem.path={graph}", "problem.tol=1e-4", "problem.rounding_trials=1",
+                 "controller=bala")
+    solve(tmp_path / "stopped", *overrides, "controller.max_iterations=2")
+    assert solve(tmp_path / "same", *overrides, "controller.max_iterations=3",
+                 f"resume={tmp_path / 'stopped'}")["iterations"] == 3
+    header, first, *rest = graph.read_text().splitlines()
+    i, j, w = first.split()
+    graph.write_text("\n".join([header, f"{i} {j} {int(w) + 1}", *rest]) + "\n")
+    with pytest.raises(UserError, match=f"resume: {graph} no longer holds the problem"):
+        solve(tmp_path / "edited", *overrides, f"resume={tmp_path / 'stopped'}")
+    assert not (tmp_path / "edited" / "trace.csv").exists()
+
+
 def test_a_converged_conic_run_continues_to_a_smaller_tolerance(tmp_path):
     overrides = ("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "controller=bala")
     first = solve(tmp_path / "first", *overrides, "problem.tol=1e-3")

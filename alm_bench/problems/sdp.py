@@ -14,6 +14,7 @@ dual value max <F_0, Y> are both -min <C, X>.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,15 @@ class ConicSDP:
         self.identity_multiplier_np = self._identity_multiplier()
         self.gamma = self._trace_bound(trace_bound)
         self.to(torch.device("cpu"))
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the data (C, the constraints, b): a checkpoint records it, so resume= never goes on
+        with a problem file that changed since (the config names the file, not what is in it)."""
+        digest = hashlib.sha256()
+        c = self.c_op.matrix
+        for part in (c.indptr, c.indices, c.data, self._k, self._i, self._j, self._v, self.b_np):
+            digest.update(np.ascontiguousarray(part).tobytes())
+        return digest.hexdigest()
 
     # ---- setup --------------------------------------------------------------------------------
     def _build_slack_pattern(self, c: sp.csr_matrix) -> None:

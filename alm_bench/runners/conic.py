@@ -115,11 +115,15 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
     last: dict[str, Any] = {}
     best_bound, best_y, factor = -math.inf, None, None
     step, elapsed, loop_state = 0, 0.0, None
+    fingerprint = problem.fingerprint() if hasattr(problem, "fingerprint") else None
     if ctx.resume is not None:  # continue after the last whole iteration of that run
         saved = checkpoint.load_loop(ctx.resume, "conic")
         if saved["controller"] != type(controller).__name__:
             raise UserError(f"resume: {ctx.resume} was solved by {saved['controller']}, this run uses "
                             f"{type(controller).__name__}")
+        if saved.get("problem") not in (None, fingerprint):
+            raise UserError(f"resume: {problem.source} no longer holds the problem that {ctx.resume} solved "
+                            f"(its data changed since); start a new run without resume=")
         step, elapsed, last, loop_state = saved["step"], saved["wall_time_s"], saved["last"], saved["loop"]
         best_bound, best_y, factor = saved["best_bound"], saved["best_y"], saved["factor"]
         best_y = best_y.to(ctx.device) if best_y is not None else None
@@ -137,7 +141,8 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
     def save_checkpoint() -> None:
         if loop_state is not None:
             checkpoint.save_loop(ctx.output_dir, "conic", {
-                "controller": type(controller).__name__, "loop": loop_state, "step": last["step"],
+                "controller": type(controller).__name__, "problem": fingerprint, "loop": loop_state,
+                "step": last["step"],
                 "wall_time_s": last["wall_time_s"], "last": last, "best_bound": best_bound,
                 "best_y": None if best_y is None else best_y.cpu(),
                 "factor": None if factor is None else factor.cpu()})
