@@ -172,7 +172,9 @@ def capped_simplex_projection_np(v: np.ndarray, cap: float) -> np.ndarray:
 
 
 class SvecMaps:
-    """Index maps between svec (upper triangle, sqrt 2 off the diagonal) and a flat r x r matrix."""
+    """Index maps between svec (upper triangle, sqrt 2 off the diagonal) and a flat r x r matrix. FISTA calls
+    them on every iteration, so smat fills a preallocated buffer: its result is a view that the next call
+    overwrites (every caller uses it at once)."""
 
     def __init__(self, r: int) -> None:
         a, b = np.triu_indices(r)
@@ -184,12 +186,16 @@ class SvecMaps:
         full[a, b] = np.arange(a.size)
         full[b, a] = np.arange(a.size)
         self.full = full.ravel()                  # svec position of every flat entry
+        self._scaled, self._flat = np.empty(a.size), np.empty(r * r)
 
     def smat(self, x: np.ndarray) -> np.ndarray:
-        return (x * self.inv_weight)[self.full].reshape(self.r, self.r)
+        np.multiply(x, self.inv_weight, out=self._scaled)
+        return np.take(self._scaled, self.full, out=self._flat).reshape(self.r, self.r)
 
-    def svec(self, s: np.ndarray) -> np.ndarray:
-        return s.ravel()[self.tri] * self.weight
+    def svec(self, s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        out = np.take(s.ravel(), self.tri, out=out)
+        out *= self.weight
+        return out
 
 
 def largest_eigenvalue(mat: np.ndarray, rel_tol: float = 1e-3, max_steps: int = 40) -> float:
@@ -230,22 +236,17 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     lipschitz = largest_eigenvalue(hess)
     step = 1.0 / max(lipschitz, 1e-300)
 
-    # Each FISTA iteration is ~20 small numpy calls around one r x r eigendecomposition: preallocated buffers,
-    # LAPACK's dsyevd without numpy.linalg's wrapper, and the positive eigenvalues found as a suffix of the
-    # ascending projected ones took it from 174 to ~160 us (replayed G1 subproblems), with the same iterates.
-    scaled, flat = np.empty(maps.inv_weight.size), np.empty(r * r)
+    # Each FISTA iteration is ~20 small numpy calls around one r x r eigendecomposition: buffers reused by
+    # SvecMaps, LAPACK's dsyevd without numpy.linalg's wrapper, and the positive eigenvalues found as a suffix
+    # of the ascending projected ones took it from 174 to ~160 us (replayed G1 subproblems), same iterates.
     values = np.empty(r + 1)
-
-    def smat(v: np.ndarray) -> np.ndarray:
-        np.multiply(v, maps.inv_weight, out=scaled)
-        return np.take(scaled, maps.full, out=flat).reshape(r, r)
 
     def eigh(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lam, vec, info = scipy.linalg.lapack.dsyevd(mat)
         return (lam, vec) if info == 0 else np.linalg.eigh(mat)
 
     def project(x: np.ndarray) -> np.ndarray:
-        lam, vec = eigh(smat(x[1:]))
+        lam, vec = eigh(maps.smat(x[1:]))
         out = np.empty_like(x)
         if use_eta:
             values[0], values[1:] = x[0], lam
@@ -255,12 +256,11 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
             out[0], lam = 0.0, capped_simplex_projection_np(lam, gamma)
         first = np.searchsorted(lam, 0.0, side="right")   # a shift and a clip keep lam ascending
         v = vec[:, first:]
-        np.take(((v * lam[first:]) @ v.T).ravel(), maps.tri, out=out[1:])
-        out[1:] *= maps.weight
+        maps.svec((v * lam[first:]) @ v.T, out=out[1:])
         return out
 
     def fw_gap(x: np.ndarray, grad: np.ndarray) -> float:
-        lam_min = float(np.linalg.eigvalsh(smat(grad[1:]))[0])
+        lam_min = float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0])
         lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0)
         return float(grad @ x) - gamma * lowest
 

@@ -47,6 +47,15 @@ def signals_as_interrupt():
             signal.signal(sig, old)
 
 
+def past_time_limit(controller: Any, wall_time_s: float) -> str | None:
+    """The stop message once a run has passed its controller's `time_limit_s` (checked after each whole
+    iteration, so the one that crosses the limit finishes); None within it or without a limit."""
+    limit = getattr(controller, "time_limit_s", None)
+    if limit is None or wall_time_s < limit:
+        return None
+    return f"stopped at the time limit of {limit} s"
+
+
 def runner_for(kind: str) -> Callable[..., dict[str, Any]]:
     try:
         module = importlib.import_module(f"alm_bench.runners.{kind}")

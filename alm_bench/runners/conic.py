@@ -29,7 +29,7 @@ from alm_bench.problems.base import relative_error
 from alm_bench.problems.eigen_oracle import DENSE_LIMIT, OracleFailed, certified_lambda_min
 from alm_bench.problems.lp import BoxLP
 from alm_bench.problems.sdp import ConicSDP, MaxCut
-from alm_bench.runners import RunContext
+from alm_bench.runners import RunContext, past_time_limit
 from alm_bench.runners.conic_iterate import ConicIterate
 from alm_bench.tracking.base import Trackers
 
@@ -134,7 +134,6 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         # starts, as the smooth runner does (classic ALM's Burer-Monteiro loop builds one per outer step).
         controller.make_inner_optimizer([torch.zeros(1, dtype=torch.float64, requires_grad=True)])
     max_iterations = getattr(controller, "max_iterations", None) or getattr(controller, "max_outer_iterations", 0)
-    time_limit = getattr(controller, "time_limit_s", None)
     start = time.perf_counter() - elapsed
     saved_at = time.perf_counter()
 
@@ -176,8 +175,8 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                 break
             if max_iterations and step >= max_iterations:
                 break
-            if time_limit is not None and row["wall_time_s"] >= time_limit:
-                message = f"stopped at the time limit of {time_limit} s"
+            if (stop := past_time_limit(controller, row["wall_time_s"])) is not None:
+                message = stop
                 break
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"

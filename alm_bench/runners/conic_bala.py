@@ -80,6 +80,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
+    def eigenpairs(slack, block_size: int, tol: float):
+        return oracle(slack, ctl.r_c, block_size, tol, trailing_tol=TRAILING_TOL_FACTOR * tol)
+
     if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
         ctl.load_state_dict(start["controller"])
         oracle.load_state_dict(start["oracle"])
@@ -88,9 +91,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
-        tol = ORACLE_TOL_CAP * scale
-        found = oracle(problem.slack(y), ctl.r_c, ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, tol,
-                       trailing_tol=TRAILING_TOL_FACTOR * tol)
+        found = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         lam_y = float(found.values[0])
         g_y = dual_function(b, y, gamma, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
@@ -154,7 +155,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
-        found = oracle(slack, ctl.r_c, s.r_p + ctl.r_c + EXTRA_BLOCK, tol, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        found = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
         t_eig = time.perf_counter() - t1
         lam_z = float(found.values[0])
         eig_gap = max(found.last_value - lam_z, 1e-12 * scale)

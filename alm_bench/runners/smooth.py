@@ -15,7 +15,7 @@ from torch import Tensor
 from alm_bench import checkpoint
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
-from alm_bench.runners import RunContext, inner
+from alm_bench.runners import RunContext, inner, past_time_limit
 from alm_bench.problems.base import (Evaluation, SmoothProblem, constraint_names, evaluate, max_violation,
                                     relative_error)
 from alm_bench.tracking.base import Trackers
@@ -119,8 +119,8 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
             if controller.converged(stationarity, row["max_violation"], complementarity):
                 status = "converged"
                 break
-            if getattr(controller, "time_limit_s", None) and row["wall_time_s"] >= controller.time_limit_s:
-                message = f"stopped at the time limit of {controller.time_limit_s} s"  # status: a budget ran out
+            if (stop := past_time_limit(controller, row["wall_time_s"])) is not None:
+                message = stop  # the status stays max_iterations: a budget ran out
                 break
     except Diverged as err:
         status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
