@@ -77,8 +77,13 @@ def test_bala_state_round_trips() -> None:
 
 # ---- solves ---------------------------------------------------------------------------------------------
 
+# The bound to 1e-4 relative needs eps_g well below 5e-4 (it is relative to |<C, X>| + |<b, y>|, twice the
+# value): the Max-Cut solves run to 5e-5 and check max eps <= 5e-4 and the bound to 1e-4, as the issue asks.
+MAXCUT_TOL = 5e-5
+
+
 def test_bala_g14(tmp_path: Path) -> None:
-    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=5e-4), BALA(), tmp_path)
+    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=MAXCUT_TOL), BALA(), tmp_path)
     check_solution(summary, "G14", 5e-4)
     assert summary["descent_steps"] + summary["null_steps"] == summary["iterations"]
     assert {"step_type", "rho", "rank", "eig_iters", "bound", "eps_p", "eps_g"} <= set(rows[-1])
@@ -89,7 +94,7 @@ def test_bala_g14(tmp_path: Path) -> None:
 
 
 def test_classic_alm_burer_monteiro_g14(tmp_path: Path) -> None:
-    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=5e-4), ClassicALM(), tmp_path)
+    summary, rows = solve(MaxCut(str(DATA / "G14.txt"), tol=MAXCUT_TOL), ClassicALM(), tmp_path)
     check_solution(summary, "G14", 5e-4)
     assert rows[-1]["inner_evaluations"] > 0
 
@@ -106,13 +111,13 @@ def test_theta1_trace_bound_is_derived() -> None:
 
 @pytest.mark.slow
 def test_bala_g11(tmp_path: Path) -> None:
-    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=5e-4), BALA(r_c=12), tmp_path)
+    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=MAXCUT_TOL), BALA(r_c=12), tmp_path)
     check_solution(summary, "G11", 5e-4)
 
 
 @pytest.mark.slow
 def test_classic_alm_g11(tmp_path: Path) -> None:
-    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=5e-4), ClassicALM(), tmp_path)
+    summary, _ = solve(MaxCut(str(DATA / "G11.txt"), tol=MAXCUT_TOL), ClassicALM(), tmp_path)
     check_solution(summary, "G11", 5e-4)
 
 

@@ -25,6 +25,9 @@ DENSE_LIMIT = 4000        # up to this order a dense eigendecomposition is the r
 DENSE_FALLBACK_LIMIT = 12000  # ... and up to this one the last resort when ARPACK fails (G60, n = 7000: 38 s)
 ARPACK_NCV = 64           # Lanczos basis size for the ARPACK fallback and the final certificate
 ARPACK_RESTARTS = 1000
+# The residual (relative to the Gershgorin scale) to which the mixing and Burer-Monteiro loops converge the
+# lambda_min of each check: a Ritz value is within ~ residual^2 / gap of its eigenvalue.
+CHECK_TOL = 1e-7
 
 
 @dataclass
@@ -197,15 +200,15 @@ class OracleFailed(RuntimeError):
     """No eigensolver converged: the run stops with this message rather than use an unconverged value."""
 
 
-def _arpack_smallest(matrix, k: int, tol: float) -> tuple[np.ndarray, np.ndarray]:
+def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV) -> tuple[np.ndarray, np.ndarray]:
     """ARPACK's k smallest eigenpairs with a Lanczos basis of ARPACK_NCV vectors: near an SDP optimum the
     bottom of the spectrum is a near-continuum, where the default basis (20) did not converge in 10 minutes
     on G55 (n = 5000); with 64 it took 0.2 s on G60 (n = 7000). Dense LAPACK when ARPACK gives up, up to
     DENSE_FALLBACK_LIMIT; above it the oracle has failed."""
     n = matrix.shape[0]
     try:
-        values, vectors = spla.eigsh(matrix, k=k, which="SA", tol=tol, ncv=min(n, max(ARPACK_NCV, 2 * k + 1)),
-                                     maxiter=ARPACK_RESTARTS)
+        values, vectors = spla.eigsh(matrix, k=k, which="SA", tol=tol, ncv=min(n, max(ncv, 2 * k + 1)),
+                                     maxiter=ARPACK_RESTARTS, v0=fixed_start(n))
     except spla.ArpackNoConvergence:
         if n > DENSE_FALLBACK_LIMIT:
             raise OracleFailed(f"the eigen-oracle did not converge (LOBPCG, then ARPACK after {ARPACK_RESTARTS} "
@@ -213,6 +216,26 @@ def _arpack_smallest(matrix, k: int, tol: float) -> tuple[np.ndarray, np.ndarray
         return _dense_smallest(matrix, k)
     order = np.argsort(values)
     return values[order], vectors[:, order]
+
+
+def fixed_start(n: int) -> np.ndarray:
+    """ARPACK's start vector when there is no better one. Without one ARPACK draws from a generator that
+    runs on across calls, so the same run gave other iterates each time (G60)."""
+    return np.random.default_rng(0).standard_normal(n)
+
+
+def lowest_eigenvector(slack: SlackOperator, start: Tensor | None, tol: float = 1e-6,
+                       restarts: int = 300) -> Tensor | None:
+    """ARPACK's eigenvector of lambda_min (k = 1), started from the first column of `start`, as an (n, 1)
+    tensor; None when ARPACK does not converge (the caller goes on without it)."""
+    v0 = fixed_start(slack.n) if start is None else start[:, 0].cpu().numpy()
+    try:
+        _, vectors = spla.eigsh(slack.scipy(), k=1, which="SA", tol=tol, ncv=min(slack.n, ARPACK_NCV),
+                                maxiter=restarts, v0=v0)
+    except spla.ArpackNoConvergence:
+        return None
+    device = start.device if start is not None else torch.device("cpu")
+    return torch.as_tensor(vectors, dtype=torch.float64, device=device)
 
 
 def _dense_smallest(matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,14 +250,26 @@ def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.nd
     return _arpack_smallest(slack.scipy(), k, 1e-10)
 
 
-def certified_lambda_min(slack: SlackOperator) -> float:
-    """A lower bound on lambda_min(S) that can be trusted: dense eigenvalues up to DENSE_LIMIT (LAPACK,
+def certified_lambda_min(slack: SlackOperator, dense_limit: int = DENSE_LIMIT, tol: float = 1e-12,
+                         ncv: int = ARPACK_NCV) -> float:
+    """A lower bound on lambda_min(S) that can be trusted: dense eigenvalues up to `dense_limit` (LAPACK,
     accurate to round-off, less a round-off margin); above it, ARPACK's Ritz value minus its residual norm."""
     matrix = slack.scipy()
     scale = float(abs(matrix).max()) if matrix.nnz else 1.0
-    if slack.n <= DENSE_LIMIT:
+    if slack.n <= dense_limit:
         value = float(scipy.linalg.eigvalsh(matrix.toarray(), subset_by_index=[0, 0])[0])
         return value - 1e-13 * slack.n * scale
-    values, vectors = _arpack_smallest(matrix, 1, 1e-12)
+    values, vectors = _arpack_smallest(matrix, 1, tol, ncv)
     residual = float(np.linalg.norm(matrix @ vectors[:, 0] - values[0] * vectors[:, 0]))
     return float(values[0]) - residual - 1e-13 * slack.n * scale
+
+
+def confirmed_lambda_min(slack: SlackOperator) -> float:
+    """`certified_lambda_min` by ARPACK at every order (tolerance 1e-10, residual ~1e-10), to confirm a claim
+    of convergence during a run. A solver's own warm LOBPCG is not enough for this: on G55 and G60 its block,
+    converged to 1e-7, held the second cluster of the spectrum and missed lambda_min by 5e-4 relative.
+    Near a dense graph's optimum (lambda_min rank(X*)-fold) ARPACK with the default 20 Lanczos vectors
+    took 0.07 s on G1 and G22, with 64 vectors 1.4 s and 3.2 s, and dense eigvalsh 0.05 s and 0.6 s; the
+    near-continuum above DENSE_LIMIT needs the 64 (G60: 0.12 s)."""
+    ncv = 20 if slack.n <= DENSE_LIMIT else ARPACK_NCV
+    return certified_lambda_min(slack, dense_limit=0, tol=1e-10, ncv=ncv)

@@ -194,6 +194,16 @@ class ConicSDP:
         """True when the constraints are exactly diag(X) = b (Max-Cut type), which the mixing method needs."""
         return False
 
+    def feasible_factor(self, v: Tensor) -> Tensor | None:
+        """V with its rows rescaled so that V V^T is exactly feasible, where a rescaling can do that (diag(X) = b:
+        row i scaled to norm sqrt(b_i)); None otherwise, or when a row is zero."""
+        if not self.has_diagonal_constraints() or v.shape[1] == 0 or bool((self.b <= 0).any()):
+            return None
+        norms = v.norm(dim=1)
+        if bool((norms == 0).any()):
+            return None
+        return v * (self.b.sqrt() / norms)[:, None]
+
     # ---- reporting --------------------------------------------------------------------------------
     def report_value(self, objective: float) -> float:
         """The file's convention (a maximisation): -min <C, X>."""

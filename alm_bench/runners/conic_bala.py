@@ -18,7 +18,7 @@ from torch import Tensor
 
 from alm_bench.controllers.bala import (BALA, Subproblem, descent_test, smat, solve_subproblem, solve_subproblem_np,
                                        svec, svec_indices)
-from alm_bench.problems.eigen_oracle import BlockLOBPCG
+from alm_bench.problems.eigen_oracle import BlockLOBPCG, lowest_eigenvector
 from alm_bench.problems.sdp import ConicSDP
 from alm_bench.runners import RunContext
 from alm_bench.runners.conic_iterate import ConicIterate
@@ -33,6 +33,12 @@ ORACLE_TOL_CAP = 1e-3   # the oracle tolerance, relative to the Gershgorin scale
 # less loose where the bundle must keep learning: G55 reached max eps 7.4e-3 in 120 s with 3x, 1.2e-2 with 10x
 # (one run each), where many 10x calls returned the previous vectors after 0 iterations.
 TRAILING_TOL_FACTOR = 3.0
+# Above this order (G55, G60) the bottom of the spectrum is a near-continuum and the warm block alone often
+# converged to the second cluster: Ritz values missed lambda_min by up to 1e-2, the bound was optimistic and
+# the run stalled (G60 not at 5e-4 in 300 s). There ARPACK's lowest eigenvector (0.1 s) leads the block. On
+# the dense graphs (n <= 3000) the warm block finds it, and ARPACK would double an iteration (G1: 20-60 ms
+# against 26 ms).
+KRYLOV_LEAD_ORDER = 4000
 
 
 def dual_function(b: Tensor, y: Tensor, gamma: float, lambda_min: float) -> float:
@@ -81,7 +87,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
     def eigenpairs(slack, block_size: int, tol: float):
-        return oracle(slack, ctl.r_c, block_size, tol, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        hint = lowest_eigenvector(slack, oracle.block) if n > KRYLOV_LEAD_ORDER else None
+        return oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
 
     if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
         ctl.load_state_dict(start["controller"])
@@ -172,7 +179,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
         rank_s = int((lam_s > RANK_RELATIVE * max(float(lam_s[0]), 1e-300)).sum())
         keep = min(ctl.next_rank(rank_s), r)
-        lam_keep, vec_keep = lam_s[:keep], vec_s[:, keep:keep] if keep == 0 else vec_s[:, :keep]
+        lam_keep = lam_s[:keep]
         folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
         weight = eta + float(lam_s[keep:].sum())
         if weight > 1e-12 * gamma:
@@ -183,8 +190,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             use_eta = True
         else:
             use_eta, weight = False, 0.0
-        kept = basis @ vec_keep
-        factor = kept * lam_keep.sqrt()
+        # The factor is all of S (the kept directions usually are, r_p >= rank(S) + 2 unless capped): the
+        # runner rescales its rows into an exactly feasible X, and rounding draws on it.
+        lifted = basis @ vec_s[:, :max(keep, rank_s)]
+        kept = lifted[:, :keep]
+        factor = lifted[:, :rank_s] * lam_s[:rank_s].sqrt()
         basis = extend_basis(kept, found.vectors)
         r_new = basis.shape[1]
         warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from alm_bench.controllers.classic_alm import ClassicALM, multiplier_update, next_penalty, progress_measure
-from alm_bench.problems.eigen_oracle import BlockLOBPCG
+from alm_bench.problems.eigen_oracle import CHECK_TOL, BlockLOBPCG
 from alm_bench.problems.sdp import ConicSDP
 from alm_bench.runners import RunContext
 from alm_bench.runners.conic_iterate import ConicIterate
@@ -112,7 +112,7 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
             s.outer_step += 1
             y = -s.lam
             t1 = time.perf_counter()
-            found = oracle(problem.slack(y), 1, 16, 1e-7 * scale)
+            found = oracle(problem.slack(y), 1, 16, CHECK_TOL * scale)
         factor = v.clone()   # the next inner solve changes v in place
         yield ConicIterate(objective=objective, residual=h, y=y.clone(), lambda_min=float(found.values[0]),
                            factor=factor, state={"v": factor.cpu(), "controller": ctl.state_dict(),

@@ -12,7 +12,7 @@ from torch import Tensor
 class ConicIterate:
     """One iteration's primal point X (through A(X) - b and <C, X>), its dual point y with the smallest
     eigenvalue of C - A^*(y) the solver found (a Ritz value: an overestimate), and a low-rank factor
-    V with X ~ V V^T for rounding (or None)."""
+    V with X ~ V V^T for rounding and for a feasible rescaled primal (or None)."""
 
     objective: float                 # <C, X>
     residual: Tensor                 # A(X) - b

@@ -17,7 +17,7 @@ import torch
 
 from alm_bench.controllers.baselines_sdp import MixingMethod
 from alm_bench.errors import UserError
-from alm_bench.problems.eigen_oracle import BlockLOBPCG
+from alm_bench.problems.eigen_oracle import CHECK_TOL, BlockLOBPCG
 from alm_bench.problems.sdp import ConicSDP
 from alm_bench.runners import RunContext
 from alm_bench.runners.conic_iterate import ConicIterate
@@ -67,7 +67,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
         y = (cv * v).sum(axis=1) / np.where(b != 0, b, 1.0)
         y_t = torch.from_numpy(y)
         t1 = time.perf_counter()
-        found = oracle(problem.slack(y_t), 1, 16, 1e-7 * scale)
+        found = oracle(problem.slack(y_t), 1, 16, CHECK_TOL * scale)
         residual = torch.from_numpy((v * v).sum(axis=1) - b)
         factor = torch.from_numpy(v.copy())   # sweeps change v in place
         yield ConicIterate(objective=objective, residual=residual, y=y_t, lambda_min=float(found.values[0]),

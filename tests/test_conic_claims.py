@@ -1,0 +1,92 @@
+"""What the conic runner reports: the feasible rescaled primal (diag(X) = b problems), and claims of
+convergence that rest on a solver's Ritz value are confirmed by a reliable lambda_min before a run stops."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alm_bench.controllers.baselines_sdp import MixingMethod
+from alm_bench.problems.eigen_oracle import certified_lambda_min, confirmed_lambda_min
+from alm_bench.problems.sdp import MaxCut, SDPAProblem
+from alm_bench.runners import RunContext, conic, conic_mixing
+from alm_bench.runners.conic_iterate import ConicIterate
+
+DATA = Path(__file__).parent / "data"
+
+
+class Rows:
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def log(self, row: dict) -> None:
+        self.rows.append(row)
+
+
+def small_graph(tmp_path: Path, n: int = 60, seed: int = 0) -> MaxCut:
+    rng = np.random.default_rng(seed)
+    edges = [(i, j, float(rng.choice([-1.0, 1.0, 2.0]))) for i in range(n) for j in range(i + 1, n)
+             if rng.random() < 0.15]
+    path = tmp_path / "graph.txt"
+    path.write_text(f"{n} {len(edges)}\n" + "".join(f"{i + 1} {j + 1} {w}\n" for i, j, w in edges))
+    return MaxCut(str(path), tol=1e-6, rounding_trials=4)
+
+
+def test_feasible_factor_is_exactly_feasible_and_its_objective_is_exact(tmp_path: Path) -> None:
+    problem = small_graph(tmp_path)
+    v = torch.randn(problem.n, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    rescaled = problem.feasible_factor(v)
+    assert torch.allclose((rescaled * rescaled).sum(dim=1), torch.ones(problem.n, dtype=torch.float64), atol=1e-14, rtol=0)
+    # Same directions: each row only rescaled.
+    assert torch.allclose(rescaled / rescaled.norm(dim=1, keepdim=True), v / v.norm(dim=1, keepdim=True))
+    raw = ConicIterate(objective=0.0, residual=torch.ones(problem.n), y=problem.initial_dual(), lambda_min=0.0,
+                       factor=v)
+    (_, _, _), (name, objective, residual) = conic.primal_candidates(problem, raw)
+    x = rescaled.numpy() @ rescaled.numpy().T
+    assert name == "rescaled factor"
+    assert objective == pytest.approx(float((problem.c_op.matrix.toarray() * x).sum()), rel=1e-12)
+    assert float(residual.abs().max()) <= 1e-14
+    # A zero row cannot be rescaled; general SDPs have no such rescaling.
+    v[3] = 0.0
+    assert problem.feasible_factor(v) is None
+    assert SDPAProblem(str(DATA / "theta1.dat-s")).feasible_factor(torch.ones(50, 2, dtype=torch.float64)) is None
+
+
+def mixing_points(problem: MaxCut, checks: tuple[int, int]) -> list[ConicIterate]:
+    """Mixing-method iterates after the given numbers of checks (feasible X, y from its multipliers)."""
+    ctx = RunContext(output_dir=None, device=torch.device("cpu"))
+    out = []
+    for k, it in enumerate(conic_mixing.iterate(problem, MixingMethod(check_every=5), ctx), 1):
+        if k in checks:
+            out.append(it)
+        if k == max(checks):
+            return out
+    raise AssertionError("unreachable")
+
+
+def test_a_claim_on_an_optimistic_eigenvalue_is_confirmed_before_the_run_stops(tmp_path: Path, monkeypatch) -> None:
+    problem = small_graph(tmp_path)
+    problem.tol = 1e-4
+    early, late = mixing_points(problem, (1, 60))
+    exact_early = certified_lambda_min(problem.slack(early.y))
+    exact_late = certified_lambda_min(problem.slack(late.y))
+    # The solver's eigenvalue is a Ritz value, at most too high, so its bound can only be optimistic. The first
+    # iterate's is optimistic just enough to close the gap (an apparent eps_g of 0); the second's is exact.
+    true_bound = float(problem.b @ early.y) + problem.n * exact_early
+    optimistic = exact_early + (early.objective - true_bound) / problem.n
+    iterates = [ConicIterate(early.objective, early.residual, early.y, optimistic, early.factor),
+                ConicIterate(late.objective, late.residual, late.y, exact_late, late.factor)]
+    monkeypatch.setattr(conic, "solver_iterations", lambda *args: iter(iterates))
+    rows = Rows()
+    summary = conic.run(problem, MixingMethod(), rows, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
+    first, second = rows.rows
+    # The claim did not hold: the row carries the confirmed bound and the run went on.
+    assert first["lambda_confirmed"] and first["max_eps"] > problem.tol
+    assert first["bound"] == pytest.approx(float(problem.b @ early.y) + problem.n * confirmed_lambda_min(
+        problem.slack(early.y)), rel=1e-12)
+    assert first["bound"] == pytest.approx(true_bound, rel=1e-9)
+    assert second["lambda_confirmed"] and second["max_eps"] <= problem.tol
+    assert summary["status"] == "converged" and summary["iterations"] == 2
