@@ -74,11 +74,12 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float) 
     out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
     out.mkdir(parents=True, exist_ok=True)
     summary = run_conic(problem, controller, rows, RunContext(output_dir=out, device=torch.device("cpu")))
-    stop = (rows.rows[-1]["wall_time_s"], rows.rows[-1]["step"]) if summary["status"] == "converged" else (None, None)
-    times = {"t4": stop[0], "i4": stop[1]} if tol == 5e-4 else {"t6": stop[0], "i6": stop[1]}
     if name == "scs":
         (t4, i4), (t6, i6) = first_time(rows.rows, 5e-4), first_time(rows.rows, 1e-6)
         times = {"t4": t4, "i4": i4, "t6": t6, "i6": i6}
+    else:
+        stop = (rows.rows[-1]["wall_time_s"], rows.rows[-1]["step"]) if summary["status"] == "converged" else (None, None)
+        times = {"t4": stop[0], "i4": stop[1]} if tol == 5e-4 else {"t6": stop[0], "i6": stop[1]}
     return {"t4": None, "i4": None, "t6": None, "i6": None, **times, "bound": summary.get("sdp_bound"),
             "last": rows.rows[-1]["max_eps"] if rows.rows else float("nan"), "rss_mb": peak_rss_mb()}
 

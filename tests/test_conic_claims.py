@@ -15,15 +15,9 @@ from alm_bench.problems.sdp import MaxCut, SDPAProblem
 from alm_bench.runners import RunContext, conic, conic_mixing
 from alm_bench.runners.conic_iterate import ConicIterate
 
+from test_sdp_solvers import Rows
+
 DATA = Path(__file__).parent / "data"
-
-
-class Rows:
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def log(self, row: dict) -> None:
-        self.rows.append(row)
 
 
 def small_graph(tmp_path: Path, n: int = 60, seed: int = 0) -> MaxCut:

@@ -197,10 +197,10 @@ class ConicSDP:
     def feasible_factor(self, v: Tensor) -> Tensor | None:
         """V with its rows rescaled so that V V^T is exactly feasible, where a rescaling can do that (diag(X) = b:
         row i scaled to norm sqrt(b_i)); None otherwise, or when a row is zero."""
-        if not self.has_diagonal_constraints() or v.shape[1] == 0 or bool((self.b <= 0).any()):
+        if not self.has_diagonal_constraints() or bool((self.b <= 0).any()):
             return None
         norms = v.norm(dim=1)
-        if bool((norms == 0).any()):
+        if bool((norms == 0).any()):   # also a factor with no columns
             return None
         return v * (self.b.sqrt() / norms)[:, None]
 

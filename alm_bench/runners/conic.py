@@ -112,7 +112,7 @@ def primal_candidates(problem: ConicSDP, it: ConicIterate) -> list[tuple[str, fl
     optimum the rescaled X's objective is ~ L(X, y), a first-order correction that the raw X's eps_p lacks:
     BALA on G1 reached 5e-4 at iteration 8 with it, at 38 without (the mixing method's X is feasible anyway)."""
     candidates = [("iterate", it.objective, it.residual)]
-    if it.factor is None or isinstance(problem, BoxLP):
+    if it.factor is None:   # the LP loop and any solver without a factor
         return candidates
     if float(it.residual.abs().max()) <= 1e-12 * (1 + float(problem.b.abs().max())):
         return candidates   # feasible to round-off already
@@ -186,7 +186,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                 "best_y": None if best_y is None else best_y.cpu(),
                 "factor": None if factor is None else factor.cpu()})
 
-    refined: tuple[torch.Tensor, float] | None = None   # (y, the confirmed lambda_min there)
+    confirmed_at: tuple[torch.Tensor, float] | None = None   # (y, the confirmed lambda_min there)
     try:
         for it in iterations:
             step += 1
@@ -195,15 +195,15 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
                 raise Diverged(f"a NaN or Inf appeared at iteration {step}")
             candidates = primal_candidates(problem, it)
             lam, confirmed = it.lambda_min, False
-            if refined is not None and torch.equal(refined[0], it.y):  # BALA's null steps keep y
-                lam, confirmed = min(lam, refined[1]), True
+            if confirmed_at is not None and torch.equal(confirmed_at[0], it.y):  # BALA's null steps keep y
+                lam, confirmed = min(lam, confirmed_at[1]), True
             metrics = evaluate(problem, it, lam, candidates, b_norm)
             if metrics["max_eps"] <= problem.tol and it.dual_value is None and not confirmed:
                 # The solver's eigenvalue is a Ritz value (an overestimate of lambda_min: an optimistic
                 # bound), converged only as far as the solver needed: a claim is confirmed by a reliable
                 # lambda_min first, the same way for every solver, and the run goes on if it does not hold.
                 lam, confirmed = min(lam, confirmed_lambda_min(problem.slack(it.y))), True
-                refined = (it.y.clone(), lam)
+                confirmed_at = (it.y.clone(), lam)
                 metrics = evaluate(problem, it, lam, candidates, b_norm)
                 confirmed_bound = max(confirmed_bound, metrics["bound"])
             if metrics["bound"] > best_bound:
