@@ -3,6 +3,7 @@ per step that keeps every rank's controller fed with the same numbers."""
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -52,4 +53,12 @@ def setup(device: torch.device) -> Processes:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=rank, world_size=world_size)
+        atexit.register(teardown)  # one group for every job of a multirun; NCCL warns if it is never destroyed
     return Processes(rank, world_size, device)
+
+
+def teardown() -> None:
+    """Destroy the process group at exit (if nothing else did): after a run's last collective no rank has
+    work pending in it."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -26,6 +26,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
+    from alm_bench import distributed
     from alm_bench.controllers.ema_alm import EMAALM
     from tiny_training import tiny_problem, train
 
@@ -33,7 +34,9 @@ def _worker(rank: int, port: int, out: str) -> None:
     summary, _ = train(tiny_problem(max_steps=24, batch_size=32, log_every=4), controller, Path(out) / f"rank{rank}")
     (Path(out) / f"rank{rank}.json").write_text(json.dumps({**summary, "state": controller.state_dict()}))
     dist.barrier()  # neither rank tears its gloo pair down while the other still uses it
-    dist.destroy_process_group()
+    distributed.teardown()  # what atexit runs; a second call (atexit's, here) must be harmless
+    assert not dist.is_initialized()
+    distributed.teardown()
 
 
 def test_two_gloo_processes_keep_identical_multipliers(tmp_path):
