@@ -31,7 +31,10 @@ def test_power_iteration_matches_the_exact_top_singular_values():
 def test_spectral_gradient_matches_the_exact_one():
     torch.manual_seed(0)
     model = small_cnn(10, width=8)
-    budget = SpectralBudget(bound="absolute", value=0.0, initial_iterations=200)
+    # The gradient u v^T / sigma is exact only once u, v have converged. The second conv layer has
+    # sigma_2 / sigma_1 = 0.979, so after 200 iterations its vectors are still ~(0.979)^400 = 2e-4 off and
+    # the gradient missed atol by 1.5e-5 on one machine; 1000 iterations reach float32 round-off.
+    budget = SpectralBudget(bound="absolute", value=0.0, initial_iterations=1000)
     budget.attach(model)
     got = torch.autograd.grad(budget.log_k(), budget.weights)
     want = torch.autograd.grad(_exact_spectral_log_k(model), budget.weights)
