@@ -18,6 +18,7 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
+from alm_bench.kernels import numpy_path
 from alm_bench.problems.sdp import SlackOperator
 
 GUARD_COLUMNS = 4         # columns past the wanted ones that LOBPCG also iterates on
@@ -45,7 +46,7 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
     """a @ b. On the CPU through numpy: its OpenBLAS ran these thin float64 products 1.6x faster than torch's
     MKL build on the AMD machine the benchmarks use (51 x 800 x 102: 250 vs 400 us), and the oracle is
     mostly such products. Transposed views go to BLAS without a copy."""
-    if a.device.type == "cpu":
+    if numpy_path(a.device):
         return torch.from_numpy(a.numpy() @ b.numpy())
     return a @ b
 

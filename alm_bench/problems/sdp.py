@@ -25,10 +25,11 @@ import torch
 from torch import Tensor
 
 from alm_bench.errors import ConfigError, UserError, require, require_positive
+from alm_bench.kernels import numpy_path
 from alm_bench.problems.readers import read_graph
 from alm_bench.problems.readers.checks import existing_file
 from alm_bench.problems.readers.sdpa import SDPAData, read_sdpa
-from alm_bench.problems.sparse_operator import SparseOperator
+from alm_bench.problems.sparse_operator import SparseOperator, csr_tensor
 
 
 class SlackOperator:
@@ -46,13 +47,10 @@ class SlackOperator:
         return self._scipy
 
     def mm(self, v: Tensor) -> Tensor:
-        if v.device.type == "cpu":
+        if numpy_path(v.device):
             return torch.from_numpy(np.asarray(self.scipy() @ v.detach().numpy()))
         if self._torch is None:
-            dev = v.device
-            self._torch = torch.sparse_csr_tensor(torch.from_numpy(self.indptr).to(dev),
-                                                  torch.from_numpy(self.indices).to(dev), self.data.to(dev),
-                                                  size=(self.n, self.n), dtype=torch.float64)
+            self._torch = csr_tensor(self.indptr, self.indices, self.data, (self.n, self.n), v.device)
         return self._torch @ v
 
     def gershgorin(self) -> float:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from alm_bench.controllers.bala import (BALA, Subproblem, descent_test, smat, solve_subproblem, solve_subproblem_np,
                                        svec, svec_indices)
+from alm_bench.kernels import numpy_path
 from alm_bench.problems.eigen_oracle import BlockLOBPCG, lowest_eigenvector
 from alm_bench.problems.sdp import ConicSDP
 from alm_bench.runners import RunContext
@@ -81,6 +82,7 @@ def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarr
 
 def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     device = ctx.device
+    numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (alm_bench/kernels.py)
     problem.to(device)
     n, gamma, b = problem.n, problem.gamma, problem.b
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
@@ -112,7 +114,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         s = ctl.state
         r = basis.shape[1]
         idx = svec_indices(r, device)
-        if device.type == "cpu" and problem.has_diagonal_constraints():
+        if numpy_kernels and problem.has_diagonal_constraints():
             a_sub = torch.from_numpy(diagonal_constraint_matrix(basis.numpy(), agg_a.numpy()))
         else:
             gram_full = problem.constraint_gram(basis)
@@ -121,7 +123,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         c_basis = basis.T @ problem.c_mm(basis)
         c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
         # numpy's A^T A takes the symmetric (syrk) path: half the flops of torch's general product.
-        if device.type == "cpu":
+        if numpy_kernels:
             a_rows = a_sub.numpy().T
             gram = torch.from_numpy(a_rows @ a_rows.T)
         else:
@@ -129,7 +131,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         q = s.rho * (a_sub.T @ b) + a_sub.T @ y - c_vec
         if not use_eta:  # no aggregate: a dead eta column would only worsen the conditioning
             gram[0, :], gram[:, 0], q[0] = 0.0, 0.0, 0.0
-        if device.type == "cpu":
+        if numpy_kernels:
             a_np, b_np = a_sub.numpy(), b.numpy()
             residual_sq_np = lambda x: float(np.square(b_np - a_np @ x).sum())  # noqa: E731
             x_np, sub_iters, sub_gap = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r, use_eta,
