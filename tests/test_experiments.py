@@ -34,13 +34,13 @@ def test_seed001_compares_adamw_and_ema_alm_on_five_paired_seeds():
     assert params == {"controller": "unconstrained,ema_alm", "seed": "1,2,3,4,5"}
 
 
-def test_seed003_sweeps_bala_classic_alm_and_scs_over_gset_graphs(monkeypatch):
+def test_seed003_sweeps_bala_classic_alm_mixing_and_scs_over_gset_graphs(monkeypatch):
     data = REPO.parent / "shared" / "data" / "gset_rudy"
     if not data.is_dir():
         pytest.skip("../shared/data is not beside this checkout")
     monkeypatch.chdir(REPO)
     cfg, params = sweep_params("seed003_maxcut")
-    assert params["controller"] == "bala,classic_alm,scs"
+    assert params["controller"] == "bala,classic_alm,mixing,scs"
     from omegaconf import OmegaConf
 
     paths = OmegaConf.create({"p": "${oc.env:ALM_BENCH_GSET,../shared/data/gset_rudy}"}).p
