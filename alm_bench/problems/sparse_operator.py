@@ -1,7 +1,8 @@
 """A fixed sparse matrix applied to torch tensors.
 
 On the CPU the product goes through scipy (torch's CPU sparse kernels measured 5-30x slower on G-set
-graphs); on CUDA through a torch CSR tensor (cuSPARSE). See alm_bench/kernels.py. Inputs and outputs are torch tensors either way.
+graphs); on CUDA through a torch CSR tensor (cuSPARSE); alm_bench/kernels.py decides. Inputs and outputs
+are torch tensors either way.
 """
 
 from __future__ import annotations
