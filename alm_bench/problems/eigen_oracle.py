@@ -228,15 +228,16 @@ def fixed_start(n: int) -> np.ndarray:
 def lowest_eigenvector(slack: SlackOperator, start: Tensor | None, tol: float = 1e-6,
                        restarts: int = 300) -> Tensor | None:
     """ARPACK's eigenvector of lambda_min (k = 1), started from the first column of `start`, as an (n, 1)
-    tensor; None when ARPACK does not converge (the caller goes on without it)."""
+    tensor on the slack's device; None when ARPACK does not converge (the caller goes on without it)."""
     v0 = fixed_start(slack.n) if start is None else start[:, 0].cpu().numpy()
     try:
         _, vectors = spla.eigsh(slack.scipy(), k=1, which="SA", tol=tol, ncv=min(slack.n, ARPACK_NCV),
                                 maxiter=restarts, v0=v0)
     except spla.ArpackNoConvergence:
         return None
-    device = start.device if start is not None else torch.device("cpu")
-    return torch.as_tensor(vectors, dtype=torch.float64, device=device)
+    # The slack's device, not the start's: BALA's first call has no start yet, and a CPU hint beside a
+    # CUDA block would fail there (n > KRYLOV_LEAD_ORDER on a GPU).
+    return torch.as_tensor(vectors, dtype=torch.float64, device=slack.data.device)
 
 
 def _dense_smallest(matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
