@@ -90,6 +90,28 @@ def test_arpack_fallback_matches_lapack_on_a_clustered_spectrum(monkeypatch) -> 
     assert eo.certified_lambda_min(slack) <= exact[0] <= eo.certified_lambda_min(slack) + 1e-8
 
 
+def test_a_claim_is_confirmed_by_the_exact_lambda_min_on_either_route(monkeypatch) -> None:
+    """confirmed_lambda_min: dense LAPACK at small orders (no ARPACK call); above CONFIRM_DENSE_LIMIT ARPACK
+    with its bounded restart budget, then dense when that runs out. A lower bound within 1e-8 either way."""
+    import scipy.sparse.linalg as spla
+
+    import alm_bench.problems.eigen_oracle as eo
+
+    slack, exact = clustered_slack()
+    budgets = []
+
+    def no_convergence(*args, **kwargs):
+        budgets.append(kwargs["maxiter"])
+        raise spla.ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((0, 0)))
+
+    monkeypatch.setattr(eo.spla, "eigsh", no_convergence)
+    lam = eo.confirmed_lambda_min(slack)   # n = 400
+    assert budgets == [] and lam <= exact[0] <= lam + 1e-8
+    monkeypatch.setattr(eo, "CONFIRM_DENSE_LIMIT", 10)
+    lam = eo.confirmed_lambda_min(slack)
+    assert budgets == [eo.CONFIRM_RESTARTS] and lam <= exact[0] <= lam + 1e-8
+
+
 def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch, tmp_path) -> None:
     from pathlib import Path
 

@@ -24,6 +24,15 @@ from alm_bench.problems.sdp import SlackOperator
 GUARD_COLUMNS = 4         # columns past the wanted ones that LOBPCG also iterates on
 DENSE_LIMIT = 4000        # up to this order a dense eigendecomposition is the reliable, affordable fallback
 DENSE_FALLBACK_LIMIT = 12000  # ... and up to this one the last resort when ARPACK fails (G60, n = 7000: 38 s)
+# Confirming a claim (`confirmed_lambda_min`). Near a dense graph's optimum lambda_min is rank(X*)-fold and
+# ARPACK (20 Lanczos vectors, tol 1e-10) is erratic: at BALA's iterates, one thread, 33-55 ms on G1, 100 ms
+# on G14, 130-250 ms on G11 (n = 800), 39-200 ms on G43 (n = 1000), and no convergence after 1000 restarts
+# (10^4 products, 0.25-0.7 s, then the dense fallback) on G11, G43 and G22 near 1e-6. Dense LAPACK took
+# 27-42 ms at n = 800, 60-90 ms at n = 1000, 0.5-0.66 s at n = 2000, where ARPACK usually took 64-116 ms
+# (920-1600 products). So: dense up to CONFIRM_DENSE_LIMIT; above it ARPACK with CONFIRM_RESTARTS restarts
+# (about 2000 products), then dense.
+CONFIRM_DENSE_LIMIT = 1000
+CONFIRM_RESTARTS = 200
 ARPACK_NCV = 64           # Lanczos basis size for the ARPACK fallback and the final certificate
 ARPACK_RESTARTS = 1000
 # The residual (relative to the Gershgorin scale) to which the mixing and Burer-Monteiro loops converge the
@@ -201,7 +210,8 @@ class OracleFailed(RuntimeError):
     """No eigensolver converged: the run stops with this message rather than use an unconverged value."""
 
 
-def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV) -> tuple[np.ndarray, np.ndarray]:
+def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV,
+                     restarts: int = ARPACK_RESTARTS) -> tuple[np.ndarray, np.ndarray]:
     """ARPACK's k smallest eigenpairs with a Lanczos basis of ARPACK_NCV vectors: near an SDP optimum the
     bottom of the spectrum is a near-continuum, where the default basis (20) did not converge in 10 minutes
     on G55 (n = 5000); with 64 it took 0.2 s on G60 (n = 7000). Dense LAPACK when ARPACK gives up, up to
@@ -209,10 +219,10 @@ def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV) -> tuple
     n = matrix.shape[0]
     try:
         values, vectors = spla.eigsh(matrix, k=k, which="SA", tol=tol, ncv=min(n, max(ncv, 2 * k + 1)),
-                                     maxiter=ARPACK_RESTARTS, v0=fixed_start(n))
+                                     maxiter=restarts, v0=fixed_start(n))
     except spla.ArpackNoConvergence:
         if n > DENSE_FALLBACK_LIMIT:
-            raise OracleFailed(f"the eigen-oracle did not converge (LOBPCG, then ARPACK after {ARPACK_RESTARTS} "
+            raise OracleFailed(f"the eigen-oracle did not converge (LOBPCG, then ARPACK after {restarts} "
                                f"restarts) on a slack matrix of order {n}") from None
         return _dense_smallest(matrix, k)
     order = np.argsort(values)
@@ -253,7 +263,7 @@ def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.nd
 
 
 def certified_lambda_min(slack: SlackOperator, dense_limit: int = DENSE_LIMIT, tol: float = 1e-12,
-                         ncv: int = ARPACK_NCV) -> float:
+                         ncv: int = ARPACK_NCV, restarts: int = ARPACK_RESTARTS) -> float:
     """A lower bound on lambda_min(S) that can be trusted: dense eigenvalues up to `dense_limit` (LAPACK,
     accurate to round-off, less a round-off margin); above it, ARPACK's Ritz value minus its residual norm."""
     matrix = slack.scipy()
@@ -261,17 +271,19 @@ def certified_lambda_min(slack: SlackOperator, dense_limit: int = DENSE_LIMIT, t
     if slack.n <= dense_limit:
         value = float(scipy.linalg.eigvalsh(matrix.toarray(), subset_by_index=[0, 0])[0])
         return value - 1e-13 * slack.n * scale
-    values, vectors = _arpack_smallest(matrix, 1, tol, ncv)
+    values, vectors = _arpack_smallest(matrix, 1, tol, ncv, restarts)
     residual = float(np.linalg.norm(matrix @ vectors[:, 0] - values[0] * vectors[:, 0]))
     return float(values[0]) - residual - 1e-13 * slack.n * scale
 
 
 def confirmed_lambda_min(slack: SlackOperator) -> float:
-    """`certified_lambda_min` by ARPACK at every order (tolerance 1e-10, residual ~1e-10), to confirm a claim
-    of convergence during a run. A solver's own warm LOBPCG is not enough for this: on G55 and G60 its block,
-    converged to 1e-7, held the second cluster of the spectrum and missed lambda_min by 5e-4 relative.
-    Near a dense graph's optimum (lambda_min rank(X*)-fold) ARPACK with the default 20 Lanczos vectors
-    took 0.07 s on G1 and G22, with 64 vectors 1.4 s and 3.2 s, and dense eigvalsh 0.05 s and 0.6 s; the
-    near-continuum above DENSE_LIMIT needs the 64 (G60: 0.12 s)."""
-    ncv = 20 if slack.n <= DENSE_LIMIT else ARPACK_NCV
-    return certified_lambda_min(slack, dense_limit=0, tol=1e-10, ncv=ncv)
+    """`certified_lambda_min` to confirm a claim of convergence during a run, by the cheaper reliable method
+    for the order: dense LAPACK up to CONFIRM_DENSE_LIMIT; ARPACK with 20 Lanczos vectors and at most
+    CONFIRM_RESTARTS restarts, then dense, up to DENSE_LIMIT; above it ARPACK with 64 vectors, which the
+    near-continuum there needs (G60: 0.12 s). A solver's own warm LOBPCG is not enough for this: on G55 and
+    G60 its block, converged to 1e-7, held the second cluster of the spectrum and missed lambda_min by 5e-4
+    relative."""
+    if slack.n <= DENSE_LIMIT:
+        return certified_lambda_min(slack, dense_limit=CONFIRM_DENSE_LIMIT, tol=1e-10, ncv=20,
+                                    restarts=CONFIRM_RESTARTS)
+    return certified_lambda_min(slack, dense_limit=0, tol=1e-10, ncv=ARPACK_NCV)
