@@ -21,6 +21,7 @@ import os
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import torch
@@ -41,6 +42,30 @@ SOLVERS = ["bala", "classic_alm", "mixing", "scs"]
 def data_dir() -> Path:
     env = os.environ.get("ALM_BENCH_SDP_DATA")
     return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class FreshProcesses:
+    """Each call in a fresh spawned process, one at a time, so that a solver's peak RSS is its own (a
+    process's peak only grows) and solvers never share the cores. A process the OS kills (out of memory:
+    SCS's iterate grows as n^2, 5.1 GB on G48) returns None and the benchmark goes on."""
+
+    def __init__(self) -> None:
+        self.pool = self._new()
+
+    @staticmethod
+    def _new() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
+
+    def call(self, fn, *args):
+        try:
+            return self.pool.submit(fn, *args).result()
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=True)
+            self.pool = self._new()
+            return None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 class Rows:
@@ -76,13 +101,18 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
             "last": last.get("max_eps", float("nan")), "rss_mb": peak_rss_mb()}
 
 
-def measure_both(pool, graph: str, name: str, time_cap: float, scs_cap: float) -> dict:
+KILLED = {"reached": False, "took": None, "iterations": None, "bound": float("nan"), "last": float("nan"),
+          "rss_mb": 0.0, "killed": True}
+
+
+def measure_both(procs: FreshProcesses, graph: str, name: str, time_cap: float, scs_cap: float) -> dict:
     """Time to 5e-4 and to 1e-6, a run each; bound and final eps from the run to 1e-6."""
     if name == "scs":
-        return measure_scs(pool, graph, scs_cap)
-    fine = pool.submit(measure, graph, name, time_cap, scs_cap, 1e-6).result()
-    coarse = pool.submit(measure, graph, name, time_cap, scs_cap, 5e-4).result()
-    out = {"bound": fine["bound"], "last": fine["last"], "rss_mb": max(fine["rss_mb"], coarse["rss_mb"])}
+        return measure_scs(procs, graph, scs_cap)
+    fine = procs.call(measure, graph, name, time_cap, scs_cap, 1e-6) or KILLED
+    coarse = procs.call(measure, graph, name, time_cap, scs_cap, 5e-4) or KILLED
+    out = {"bound": fine["bound"], "last": fine["last"], "rss_mb": max(fine["rss_mb"], coarse["rss_mb"]),
+           "k4": "killed" in coarse, "k6": "killed" in fine}
     for key, m in (("4", coarse), ("6", fine)):
         out.update({f"t{key}": m["took"] if m["reached"] else None, f"i{key}": m["iterations"] if m["reached"] else None,
                     f"m{key}": None, f"u{key}": None})
@@ -92,7 +122,7 @@ def measure_both(pool, graph: str, name: str, time_cap: float, scs_cap: float) -
 SCS_LADDER = (5e-4, 1e-4, 2e-5, 1e-6)
 
 
-def measure_scs(pool, graph: str, scs_cap: float) -> dict:
+def measure_scs(procs: FreshProcesses, graph: str, scs_cap: float) -> dict:
     """SCS at eps = 5e-4 (the same tolerance), then at tighter eps until our metrics reach 1e-6 or a run
     hits the cap. SCS shows us only the iterate it stops at, but its iterates do not depend on eps (only its
     stopping test does): a run whose iterate misses a tolerance bounds SCS's time to it from below (m), the
@@ -100,7 +130,10 @@ def measure_scs(pool, graph: str, scs_cap: float) -> dict:
     out = {k: None for k in ("t4", "i4", "m4", "u4", "t6", "i6", "m6", "u6")}
     runs = []
     for eps in SCS_LADDER:
-        run = pool.submit(measure, graph, "scs", scs_cap, scs_cap, 5e-4, eps).result()
+        run = procs.call(measure, graph, "scs", scs_cap, scs_cap, 5e-4, eps)
+        if run is None:   # what the killed call would have shown is unknown: no bracket from it
+            runs.append(KILLED)
+            break
         runs.append(run)
         for key, tol in (("4", 5e-4), ("6", 1e-6)):
             if out[f"t{key}"] is not None or out[f"u{key}"] is not None:
@@ -113,7 +146,10 @@ def measure_scs(pool, graph: str, scs_cap: float) -> dict:
                 out[f"m{key}"] = run["took"]
         if run["last"] <= 1e-6 or run["took"] >= 0.98 * scs_cap:
             break
-    return dict(out, bound=runs[-1]["bound"], last=runs[-1]["last"], rss_mb=max(r["rss_mb"] for r in runs))
+    last = runs[-2] if "killed" in runs[-1] and len(runs) > 1 else runs[-1]
+    killed = "killed" in runs[-1]
+    return dict(out, bound=last["bound"], last=last["last"], rss_mb=max(r["rss_mb"] for r in runs),
+                k4=killed, k6=killed)
 
 
 def peak_rss_mb() -> float:
@@ -128,7 +164,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cell(seconds: float | None, missed: float | None, upper: float | None) -> str:
+def cell(seconds: float | None, missed: float | None, upper: float | None, killed: bool = False) -> str:
     """An exact time, a bracket (SCS: missed at `missed` s, met by `upper` s), or a one-sided bound."""
     if seconds is not None:
         return f"{seconds:.2f}"
@@ -136,13 +172,16 @@ def cell(seconds: float | None, missed: float | None, upper: float | None) -> st
         return f"{missed:.0f}–{upper:.0f}"
     if upper:
         return f"≤ {upper:.0f}"
-    return f"> {missed:.0f}" if missed else "not reached"
+    if missed:
+        return f"> {missed:.0f}" + (", then killed" if killed else "")
+    return "killed (out of memory?)" if killed else "not reached"
 
 
 def best_of(runs: list[dict]) -> dict:
     """The fastest of repeated runs: each time with the iterations of the run that made it. The solvers are
     deterministic (seeded), so repeats differ only by the machine's timing noise (1.7x seen on a shared VM)."""
-    best = dict(runs[0], rss_mb=max(r["rss_mb"] for r in runs))
+    best = dict(runs[0], rss_mb=max(r["rss_mb"] for r in runs),
+                k4=any(r["k4"] for r in runs), k6=any(r["k6"] for r in runs))
     for bound in ("m4", "u4", "m6", "u6"):   # SCS's brackets: the fastest run's, like the times
         best[bound] = min((r[bound] for r in runs if r[bound]), default=None)
     for t, i in (("t4", "i4"), ("t6", "i6")):
@@ -160,11 +199,9 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
         return f"(skipped: no G-set data at {folder}; set ALM_BENCH_SDP_DATA)"
     time_cap = time_cap or (300 if full else 60)
     scs_cap = scs_cap or (900 if full else 120)
-    # Every solver runs in a fresh process so that its peak RSS is its own (a process's peak only grows),
-    # one after another so that they never share the cores.
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1)
-    with pool:
-        baseline = pool.submit(peak_rss_mb).result()
+    procs = FreshProcesses()
+    try:
+        baseline = procs.call(peak_rss_mb)
         lines = ["| graph | solver | t(5e-4) s | iters | t(1e-6) s | iters | ratio t(5e-4)/BALA | final max eps | "
                  "gap of bound | peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
         for graph in graphs or (FULL if full else QUICK):
@@ -175,7 +212,7 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
             for rep in range(repeat):  # interleaved, so that a slow spell of the machine hits every solver
                 for name in names:
                     if name != "scs" or rep == 0:   # SCS's brackets span minutes: timing noise is immaterial
-                        runs[name].append(measure_both(pool, graph, name, time_cap, scs_cap))
+                        runs[name].append(measure_both(procs, graph, name, time_cap, scs_cap))
             bala_time = best_of(runs["bala"])["t4"] if "bala" in runs else None
             for name in names:
                 m = best_of(runs[name])
@@ -184,10 +221,14 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
                     ratio = (f"{m['m4'] / bala_time:.0f}–{m['u4'] / bala_time:.0f}" if m["u4"]
                              else f"> {m['m4'] / bala_time:.0f}")
                 gap = abs(m["bound"] - SDP_VALUE[graph]) / SDP_VALUE[graph]
-                lines.append(f"| {graph} | {name} | {cell(m['t4'], m['m4'], m['u4'])} | {m['i4'] or '–'} | "
-                             f"{cell(m['t6'], m['m6'], m['u6'])} | {m['i6'] or '–'} | {ratio} | {m['last']:.1e} | {gap:.1e} | "
-                             f"{m['rss_mb']:.0f} |")
+                gap, last = (f"{v:.1e}" if v == v else "–" for v in (gap, m["last"]))   # nan: killed
+                rss = f"{m['rss_mb']:.0f}" if m["rss_mb"] else "–"
+                lines.append(f"| {graph} | {name} | {cell(m['t4'], m['m4'], m['u4'], m['k4'])} | {m['i4'] or '–'} | "
+                             f"{cell(m['t6'], m['m6'], m['u6'], m['k6'])} | {m['i6'] or '–'} | {ratio} | {last} | "
+                             f"{gap} | {rss} |")
                 print(lines[-1], flush=True)
+    finally:
+        procs.close()
     caps = f"BALA, classic ALM and mixing stop at {time_cap:.0f} s, SCS at {scs_cap:.0f} s"
     best = f"; times are the best of {repeat} interleaved runs" if repeat > 1 else ""
     return "\n".join(lines) + (f"\n\n({caps}{best}. Peak RSS: each solver's own process, including "
