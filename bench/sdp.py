@@ -102,7 +102,7 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
 
 
 KILLED = {"reached": False, "took": None, "iterations": None, "bound": float("nan"), "last": float("nan"),
-          "rss_mb": 0.0, "killed": True}
+          "rss_mb": 0.0}   # stands in for the measurement of a process the OS killed
 
 
 def measure_both(procs: FreshProcesses, graph: str, name: str, time_cap: float, scs_cap: float) -> dict:
@@ -112,7 +112,7 @@ def measure_both(procs: FreshProcesses, graph: str, name: str, time_cap: float, 
     fine = procs.call(measure, graph, name, time_cap, scs_cap, 1e-6) or KILLED
     coarse = procs.call(measure, graph, name, time_cap, scs_cap, 5e-4) or KILLED
     out = {"bound": fine["bound"], "last": fine["last"], "rss_mb": max(fine["rss_mb"], coarse["rss_mb"]),
-           "k4": "killed" in coarse, "k6": "killed" in fine}
+           "k4": coarse is KILLED, "k6": fine is KILLED}
     for key, m in (("4", coarse), ("6", fine)):
         out.update({f"t{key}": m["took"] if m["reached"] else None, f"i{key}": m["iterations"] if m["reached"] else None,
                     f"m{key}": None, f"u{key}": None})
@@ -128,11 +128,11 @@ def measure_scs(procs: FreshProcesses, graph: str, scs_cap: float) -> dict:
     stopping test does): a run whose iterate misses a tolerance bounds SCS's time to it from below (m), the
     first run that meets it from above (u). The time is exact (t) when SCS met it at eps = that tolerance."""
     out = {k: None for k in ("t4", "i4", "m4", "u4", "t6", "i6", "m6", "u6")}
-    runs = []
+    runs, killed = [], False
     for eps in SCS_LADDER:
         run = procs.call(measure, graph, "scs", scs_cap, scs_cap, 5e-4, eps)
         if run is None:   # what the killed call would have shown is unknown: no bracket from it
-            runs.append(KILLED)
+            killed = True
             break
         runs.append(run)
         for key, tol in (("4", 5e-4), ("6", 1e-6)):
@@ -146,9 +146,8 @@ def measure_scs(procs: FreshProcesses, graph: str, scs_cap: float) -> dict:
                 out[f"m{key}"] = run["took"]
         if run["last"] <= 1e-6 or run["took"] >= 0.98 * scs_cap:
             break
-    last = runs[-2] if "killed" in runs[-1] and len(runs) > 1 else runs[-1]
-    killed = "killed" in runs[-1]
-    return dict(out, bound=last["bound"], last=last["last"], rss_mb=max(r["rss_mb"] for r in runs),
+    last = runs[-1] if runs else KILLED
+    return dict(out, bound=last["bound"], last=last["last"], rss_mb=max((r["rss_mb"] for r in runs), default=0.0),
                 k4=killed, k6=killed)
 
 

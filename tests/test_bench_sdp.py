@@ -3,7 +3,7 @@
 
 import os
 
-from bench.sdp import SCS_LADDER, FreshProcesses, cell, measure_scs
+from bench.sdp import SCS_LADDER, FreshProcesses, cell, measure_both, measure_scs
 
 
 class CannedSCS:
@@ -56,3 +56,15 @@ def test_a_killed_scs_call_ends_its_ladder_and_shows_in_the_row():
     assert m["last"] == 9e-4 and m["rss_mb"] == 100.0   # from the last call that came back
     first_killed = measure_scs(CannedSCS({5e-4: None}), "G60", 900.0)
     assert cell(first_killed["t4"], first_killed["m4"], first_killed["u4"], first_killed["k4"]) == "killed (out of memory?)"
+
+
+def test_a_solver_killed_on_its_run_to_1e6_keeps_its_time_to_5e4():
+    class KilledAtFine:
+        def call(self, fn, graph, name, time_cap, scs_cap, tol):
+            return None if tol == 1e-6 else {"reached": True, "took": 1.5, "iterations": 3, "bound": 1.0,
+                                             "last": 4e-4, "rss_mb": 50.0}
+
+    m = measure_both(KilledAtFine(), "G60", "bala", 300.0, 900.0)
+    assert cell(m["t4"], m["m4"], m["u4"], m["k4"]) == "1.50" and m["i4"] == 3
+    assert cell(m["t6"], m["m6"], m["u6"], m["k6"]) == "killed (out of memory?)"
+    assert m["rss_mb"] == 50.0
