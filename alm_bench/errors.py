@@ -25,3 +25,9 @@ def require(ok: bool, field: str, expected: str, got: object) -> None:
 
 def require_positive(field: str, value: float) -> None:
     require(isinstance(value, (int, float)) and value > 0, field, "> 0", value)
+
+
+def require_int(field: str, value: object, minimum: int = 1) -> None:
+    """Raise ConfigError naming `field` unless `value` is an integer >= `minimum` (a bool is not a count)."""
+    require(isinstance(value, int) and not isinstance(value, bool) and value >= minimum, field,
+            f"an integer >= {minimum}", value)

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import torch
 
-from alm_bench.controllers.bala import BALA
-from alm_bench.controllers.baselines_sdp import MixingMethod, SCSSolver
+from alm_bench.conic.solvers.bala import BALA
+from alm_bench.conic.solvers.mixing import MixingMethod
+from alm_bench.conic.solvers.scs import SCSSolver
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.problems.sdp import MaxCut
+from alm_bench.conic.problems import MaxCut
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic import run as run_conic
+from alm_bench.conic.measure import run as run_conic
 
 SDP_VALUE = {"G1": 12083.1977, "G11": 629.1647, "G14": 3191.5668, "G22": 14135.9457, "G43": 7032.2218,
              "G48": 6000.0, "G55": 11039.4604, "G60": 15222.2680}

@@ -15,8 +15,8 @@ import time
 import torch
 
 from alm_bench.controllers.ema_alm import EMAALM
-from alm_bench.distributed import Processes
-from alm_bench.precision import Precision
+from alm_bench.runners.distributed import Processes
+from alm_bench.runners.precision import Precision
 from alm_bench.problems.budget import SpectralBudget
 from alm_bench.problems.models import build_model
 

@@ -193,9 +193,9 @@ def test_time_limit_stops_smooth_and_conic_runs_after_the_iteration_that_passes_
     import torch
 
     from alm_bench.problems.hock_schittkowski import HockSchittkowski
-    from alm_bench.problems.sdp import MaxCut
+    from alm_bench.conic.problems import MaxCut
     from alm_bench.runners import RunContext
-    from alm_bench.runners.conic import run as run_conic
+    from alm_bench.conic.measure import run as run_conic
     from alm_bench.runners.smooth import run as run_smooth
     from alm_bench.tracking.base import Trackers
 

@@ -150,7 +150,7 @@ def test_hydra_info():
 
 
 def test_run_folder_stamp_is_shared_by_torchrun_ranks(monkeypatch):
-    from alm_bench.run_stamp import run_stamp
+    from alm_bench.task.run_stamp import run_stamp
 
     single = run_stamp()
     assert len(single.split("/")[1]) == len("10-16-28-457951")  # microseconds: parallel runs get their own folder

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from alm_bench.controllers.baselines_sdp import MixingMethod
-from alm_bench.problems.eigen_oracle import certified_lambda_min, confirmed_lambda_min
-from alm_bench.problems.sdp import MaxCut, SDPAProblem
-from alm_bench.runners import RunContext, conic, conic_mixing
-from alm_bench.runners.conic_iterate import ConicIterate
+from alm_bench.conic.solvers.mixing import MixingMethod
+from alm_bench.conic.eigen import certified_lambda_min, confirmed_lambda_min
+from alm_bench.conic.problems import MaxCut, SDPAProblem
+from alm_bench.conic import measure as conic
+from alm_bench.conic.solvers import mixing as conic_mixing
+from alm_bench.runners import RunContext
+from alm_bench.conic.iterate import ConicIterate
 
 from test_sdp_solvers import Rows
 

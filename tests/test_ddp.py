@@ -26,7 +26,7 @@ def _worker(rank: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from alm_bench import distributed
+    from alm_bench.runners import distributed
     from alm_bench.controllers.ema_alm import EMAALM
     from tiny_training import tiny_problem, train
 

@@ -7,11 +7,11 @@ import scipy.linalg
 import scipy.sparse as sp
 import torch
 
-from alm_bench.problems.eigen_oracle import BlockLOBPCG
-from alm_bench.problems.sdp import SlackOperator
+from alm_bench.conic.eigen import BlockLOBPCG
+from alm_bench.conic.operators import CSROperator
 
 
-def clustered_slack(n: int = 400, seed: int = 0) -> tuple[SlackOperator, np.ndarray]:
+def clustered_slack(n: int = 400, seed: int = 0) -> tuple[CSROperator, np.ndarray]:
     """A sparse symmetric matrix whose 5 smallest eigenvalues lie within 1e-3 (as near an SDP optimum)."""
     rng = np.random.default_rng(seed)
     a = sp.random(n, n, density=0.02, random_state=rng)
@@ -24,7 +24,7 @@ def clustered_slack(n: int = 400, seed: int = 0) -> tuple[SlackOperator, np.ndar
     dense = project @ a.toarray() @ project + q @ np.diag(bottom) @ q.T
     dense = (dense + dense.T) / 2
     matrix = sp.csr_matrix(dense)
-    operator = SlackOperator(matrix.indptr, matrix.indices, torch.from_numpy(matrix.data), n)
+    operator = CSROperator(matrix.indptr, matrix.indices, torch.from_numpy(matrix.data), n)
     return operator, scipy.linalg.eigvalsh(dense)
 
 
@@ -67,7 +67,7 @@ def test_warm_start_at_a_nearby_matrix_needs_fewer_iterations() -> None:
     rng = np.random.default_rng(1)  # a small change of y moves the diagonal
     nearby = slack.scipy() + sp.diags(1e-4 * rng.standard_normal(slack.n))
     nearby = sp.csr_matrix(nearby)
-    warm = oracle(SlackOperator(nearby.indptr, nearby.indices, torch.from_numpy(nearby.data), slack.n), wanted=6, block_size=12, tol=1e-7 * scale)
+    warm = oracle(CSROperator(nearby.indptr, nearby.indices, torch.from_numpy(nearby.data), slack.n), wanted=6, block_size=12, tol=1e-7 * scale)
     assert warm.converged and cold.converged
     assert warm.iterations < cold.iterations / 2
 
@@ -81,7 +81,7 @@ def test_unconverged_lobpcg_falls_back_to_dense_and_counts_it() -> None:
 
 
 def test_arpack_fallback_matches_lapack_on_a_clustered_spectrum(monkeypatch) -> None:
-    import alm_bench.problems.eigen_oracle as eo
+    import alm_bench.conic.eigen as eo
 
     slack, exact = clustered_slack()
     monkeypatch.setattr(eo, "DENSE_LIMIT", 10)  # force the ARPACK path at n = 400
@@ -95,7 +95,7 @@ def test_a_claim_is_confirmed_by_the_exact_lambda_min_on_either_route(monkeypatc
     with its bounded restart budget, then dense when that runs out. A lower bound within 1e-8 either way."""
     import scipy.sparse.linalg as spla
 
-    import alm_bench.problems.eigen_oracle as eo
+    import alm_bench.conic.eigen as eo
 
     slack, exact = clustered_slack()
     budgets = []
@@ -117,11 +117,11 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
 
     import scipy.sparse.linalg as spla
 
-    import alm_bench.problems.eigen_oracle as eo
-    from alm_bench.controllers.bala import BALA
-    from alm_bench.problems.sdp import MaxCut
+    import alm_bench.conic.eigen as eo
+    from alm_bench.conic.solvers.bala import BALA
+    from alm_bench.conic.problems import MaxCut
     from alm_bench.runners import RunContext
-    from alm_bench.runners.conic import run
+    from alm_bench.conic.measure import run
 
     real_eigsh, calls = spla.eigsh, []
 

@@ -10,7 +10,7 @@ import torch
 from alm_bench.controllers.ema_alm import EMAALM, augmented_term, dual_ascent, ema, next_penalty
 from alm_bench.controllers.unconstrained import Unconstrained
 from alm_bench.errors import ConfigError
-from alm_bench.precision import Precision
+from alm_bench.runners.precision import Precision
 from alm_bench.problems.budget import SpectralBudget
 from alm_bench.problems.models import small_cnn
 from tiny_training import tiny_problem, train

@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alm_bench.errors import UserError
-from alm_bench.problems.readers import read_graph
-from alm_bench.problems.readers import mtx, rudy
-from alm_bench.problems.readers.sdpa import read_sdpa
+from alm_bench.conic.readers import read_graph
+from alm_bench.conic.readers import mtx, rudy
+from alm_bench.conic.readers.sdpa import read_sdpa
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

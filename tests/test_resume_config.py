@@ -29,7 +29,7 @@ def test_a_changed_controller_setting_is_refused_by_name(tmp_path):
 
 
 def test_a_longer_training_budget_may_change(tmp_path):
-    from alm_bench.resume_check import differing_keys
+    from alm_bench.task.resume import differing_keys
 
     a = OmegaConf.to_container(compose_config("problem=synthetic", "controller=ema_alm", "problem.max_steps=12"))
     b = OmegaConf.to_container(compose_config("problem=synthetic", "controller=ema_alm", "problem.max_steps=24",

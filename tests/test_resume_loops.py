@@ -133,10 +133,10 @@ def test_a_loop_called_without_a_run_folder_keeps_no_checkpoint():
 def test_a_maxcut_solve_without_a_run_folder_rounds_but_writes_no_cut_file():
     import torch
 
-    from alm_bench.controllers.baselines_sdp import MixingMethod
-    from alm_bench.problems.sdp import MaxCut
+    from alm_bench.conic.solvers.mixing import MixingMethod
+    from alm_bench.conic.problems import MaxCut
     from alm_bench.runners import RunContext
-    from alm_bench.runners.conic import run as run_conic
+    from alm_bench.conic.measure import run as run_conic
     from alm_bench.tracking.base import Trackers
 
     problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-3, rounding_trials=2)

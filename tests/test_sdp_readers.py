@@ -12,9 +12,9 @@ import scipy.io
 import scipy.sparse as sp
 
 from alm_bench.errors import UserError
-from alm_bench.problems.readers import mtx, read_graph, rudy
-from alm_bench.problems.readers.sdpa import read_sdpa, write_sdpa
-from alm_bench.problems.sdp import MaxCut, SDPAProblem
+from alm_bench.conic.readers import mtx, read_graph, rudy
+from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
+from alm_bench.conic.problems import MaxCut, SDPAProblem
 
 DATA = Path(__file__).parent / "data"
 

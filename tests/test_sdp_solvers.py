@@ -9,17 +9,19 @@ import numpy as np
 import pytest
 import torch
 
-from alm_bench.controllers.bala import BALA, capped_simplex_projection, descent_test, next_rho
-from alm_bench.controllers.baselines_sdp import MixingMethod, SCSSolver
+from alm_bench.conic.solvers.bala import BALA, descent_test, next_rho
+from alm_bench.conic.solvers.bala_subproblem import capped_simplex_projection
+from alm_bench.conic.solvers.mixing import MixingMethod
+from alm_bench.conic.solvers.scs import SCSSolver
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
-from alm_bench.kernels import numpy_path, torch_kernels
-from alm_bench.problems.eigen_oracle import certified_lambda_min
-from alm_bench.problems.lp import BoxLP
-from alm_bench.problems.sdp import MaxCut, SDPAProblem
-from alm_bench.rounding import cut_value, goemans_williamson
+from alm_bench.conic.kernels import numpy_path, torch_kernels
+from alm_bench.conic.eigen import certified_lambda_min
+from alm_bench.conic.lp import BoxLP
+from alm_bench.conic.problems import MaxCut, SDPAProblem
+from alm_bench.conic.rounding import cut_value, goemans_williamson
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic import run
+from alm_bench.conic.measure import run
 
 DATA = Path(__file__).parent / "data"
 SDP_VALUE = {"G14": 3191.5668, "G11": 629.1647, "mcp100": 226.157351, "theta1": 23.0}
@@ -188,7 +190,7 @@ def test_bala_subproblem_torch_and_numpy_paths_agree():
     import numpy as np
     import torch
 
-    from alm_bench.controllers.bala import Subproblem, solve_subproblem, solve_subproblem_np, svec_indices
+    from alm_bench.conic.solvers.bala_subproblem import Subproblem, solve_subproblem, solve_subproblem_np, svec_indices
 
     rng = np.random.default_rng(0)
     r, n = 4, 30
@@ -210,7 +212,7 @@ def test_bala_subproblem_torch_and_numpy_paths_agree():
 
 def test_largest_eigenvalue_is_a_tight_upper_estimate() -> None:
     """FISTA's step 1/L needs L >= lambda_max: the Lanczos estimate is above it and within its tolerance."""
-    from alm_bench.controllers.bala import largest_eigenvalue
+    from alm_bench.conic.solvers.bala_subproblem import largest_eigenvalue
 
     rng = np.random.default_rng(1)
     for m, n in ((30, 50), (120, 400), (300, 900)):
@@ -224,8 +226,8 @@ def test_largest_eigenvalue_is_a_tight_upper_estimate() -> None:
 def test_diagonal_constraint_matrix_is_the_svec_diagonal_map() -> None:
     """Column (a, b) of the subproblem's matrix is diag(p_a p_b^T + p_b p_a^T) / sqrt 2 off the diagonal of S,
     so that A_sub @ svec(S) = diag(P S P^T) (and column 0 is the aggregate's diagonal)."""
-    from alm_bench.controllers.bala import SvecMaps
-    from alm_bench.runners.conic_bala import diagonal_constraint_matrix
+    from alm_bench.conic.solvers.bala_subproblem import SvecMaps
+    from alm_bench.conic.solvers.bala_subproblem import diagonal_constraint_matrix
 
     rng = np.random.default_rng(2)
     n, r = 40, 5

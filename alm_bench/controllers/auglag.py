@@ -14,12 +14,15 @@ import torch
 from torch import Tensor
 
 from alm_bench.auglag import AugLagLossCalculator, AugLagLR, AugLagLRConfig
+from alm_bench.controllers.base import StateDictMixin
 from alm_bench.errors import ConfigError
 
 
-class AugLagController:
+class AugLagController(StateDictMixin):
     accepts = ("smooth", "stochastic")  # smooth problems run seed 000's own loop (runners/smooth_auglag.py)
+    resumes = ("stochastic",)          # seed 000's smooth loop keeps no checkpoint
     constrained = True
+    state_children = {"loss": "loss_calc", "scheduler": "scheduler"}
 
     def __init__(self, **config: Any) -> None:
         known = {f.name for f in dataclasses.fields(AugLagLRConfig)}
@@ -49,11 +52,3 @@ class AugLagController:
     def metrics(self) -> dict[str, float]:
         return {"lambda": float(self.loss_calc.alpha), "rho": float(self.loss_calc.rho),
                 "outer_step": float(self.scheduler.outer_step)}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"loss": {k: v.cpu() for k, v in self.loss_calc.state_dict().items()},
-                "scheduler": self.scheduler.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.loss_calc.load_state_dict(state["loss"])
-        self.scheduler.load_state_dict(state["scheduler"])

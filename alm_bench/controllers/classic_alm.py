@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from alm_bench.errors import ConfigError, require, require_positive
+from alm_bench.controllers.base import StateDictMixin
+from alm_bench.errors import ConfigError, require, require_int, require_positive
 
 
 # ---- pure update rules -------------------------------------------------------------------------
@@ -71,10 +72,11 @@ class ClassicALMState:
     outer_step: int = 0
 
 
-class ClassicALM:
+class ClassicALM(StateDictMixin):
     """PHR augmented Lagrangian controller. Call `start` once, then `step(h, g)` after each inner solve."""
 
     accepts = ("smooth", "stochastic", "conic")  # stochastic and conic loops reuse the update rules
+    resumes = accepts
 
     def __init__(
         self,
@@ -99,14 +101,12 @@ class ClassicALM:
         require(0 < progress_ratio < 1, "controller.progress_ratio", "in (0, 1)", progress_ratio)
         require_positive("controller.rho_max", rho_max)
         require_positive("controller.multiplier_bound", multiplier_bound)
-        require(isinstance(max_outer_iterations, int) and max_outer_iterations >= 1,
-                "controller.max_outer_iterations", "an integer >= 1", max_outer_iterations)
+        require_int("controller.max_outer_iterations", max_outer_iterations)
         require_positive("controller.feasibility_tol", feasibility_tol)
         require_positive("controller.stationarity_tol", stationarity_tol)
         require_positive("controller.inner_tol_init", inner_tol_init)
         require(0 < inner_tol_decay <= 1, "controller.inner_tol_decay", "in (0, 1]", inner_tol_decay)
-        require(isinstance(max_inner_steps, int) and max_inner_steps >= 1,
-                "controller.max_inner_steps", "an integer >= 1", max_inner_steps)
+        require_int("controller.max_inner_steps", max_inner_steps)
         if time_limit_s is not None:
             require_positive("controller.time_limit_s", time_limit_s)
         self.time_limit_s = time_limit_s
@@ -129,9 +129,11 @@ class ClassicALM:
         self.state = ClassicALMState(inner_tol=inner_tol_init)
 
     # -- lifecycle
-    def start(self, f0: Tensor, h0: Tensor, g0: Tensor) -> None:
-        """Zero multipliers shaped like the constraints; the initial penalty (ALGENCAN rule if rho is None)."""
-        rho = self.rho_init if self.rho_init is not None else algencan_initial_penalty(float(f0), h0, g0)
+    def start(self, f0: Tensor, h0: Tensor, g0: Tensor, default_rho: float | None = None) -> None:
+        """Zero multipliers shaped like the constraints; the initial penalty: controller.rho if set, else
+        `default_rho` (a loop that knows its problem's scale), else ALGENCAN's rule."""
+        rho = (self.rho_init if self.rho_init is not None else
+               default_rho if default_rho is not None else algencan_initial_penalty(float(f0), h0, g0))
         self.state.lam, self.state.mu = torch.zeros_like(h0), torch.zeros_like(g0)
         self.state.rho = min(rho, self.rho_max)
 
@@ -173,15 +175,3 @@ class ClassicALM:
         s = self.state
         return {"rho": s.rho, "lambda_norm": float(s.lam.norm()) if s.lam.numel() else 0.0,
                 "mu_norm": float(s.mu.norm()) if s.mu.numel() else 0.0, "inner_tol": s.inner_tol}
-
-    # -- checkpointing
-    def state_dict(self) -> dict[str, Any]:
-        s = self.state
-        return {"lam": s.lam.clone(), "mu": s.mu.clone(), "rho": s.rho, "inner_tol": s.inner_tol,
-                "previous_progress": s.previous_progress, "outer_step": s.outer_step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = ClassicALMState(lam=state["lam"].clone(), mu=state["mu"].clone(), rho=float(state["rho"]),
-                                     inner_tol=float(state["inner_tol"]),
-                                     previous_progress=float(state["previous_progress"]),
-                                     outer_step=int(state["outer_step"]))

@@ -13,13 +13,13 @@ weight decay) still ends on the feasible side. The rules are plain functions; `E
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from alm_bench.errors import require, require_positive
+from alm_bench.controllers.base import StateDictMixin
+from alm_bench.errors import require, require_int, require_positive
 
 
 # ---- pure update rules -------------------------------------------------------------------------
@@ -63,8 +63,9 @@ class EMAALMState:
     feasible_streak: int = 0
 
 
-class EMAALM:
+class EMAALM(StateDictMixin):
     accepts = ("stochastic",)
+    resumes = accepts
     constrained = True
 
     def __init__(
@@ -95,7 +96,7 @@ class EMAALM:
         require(rho_growth >= 1, "controller.rho_growth", ">= 1", rho_growth)
         require(0 < rho_decay <= 1, "controller.rho_decay", "in (0, 1]", rho_decay)
         for field, value in (("patience", patience), ("relax_patience", relax_patience)):
-            require(isinstance(value, int) and value >= 1, f"controller.{field}", "an integer >= 1", value)
+            require_int(f"controller.{field}", value)
         self.alpha, self.lam_max, self.beta, self.dual_every, self.margin = alpha, lam_max, beta, dual_every, margin
         self.rho_min, self.rho_max, self.rho_growth, self.rho_decay = rho_min, rho_max, rho_growth, rho_decay
         self.patience, self.relax_patience = patience, relax_patience
@@ -131,9 +132,3 @@ class EMAALM:
 
     def metrics(self) -> dict[str, float]:
         return {"g_ema": self.state.g_ema, "lambda": self.state.lam, "rho": self.state.rho}
-
-    def state_dict(self) -> dict[str, Any]:
-        return asdict(self.state)
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = EMAALMState(**state)

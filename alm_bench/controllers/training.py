@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
+from alm_bench.controllers.base import StateDictMixin
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
 
@@ -31,7 +33,12 @@ class TrainingController(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class ClassicALMInTraining:
+@dataclass
+class InnerStretch:
+    steps_since_dual: int = 0
+
+
+class ClassicALMInTraining(StateDictMixin):
     """Classic PHR ALM on a training run: the inexact inner solve is a stretch of AdamW steps that ends
     at each epoch end or after `max_inner_steps` steps, whichever comes first; then ClassicALM's own
     multiplier and penalty rules run on the measured violation (g depends on the weights only, not on
@@ -39,10 +46,11 @@ class ClassicALMInTraining:
     lasts the problem's training budget."""
 
     constrained = True
+    state_children = {"alm": "alm"}
 
     def __init__(self, alm: ClassicALM) -> None:
         self.alm = alm
-        self.steps_since_dual = 0
+        self.state = InnerStretch()
 
     def start(self, f0: float, g0: float) -> None:
         self.alm.start(torch.tensor(f0), torch.zeros(0), torch.tensor([g0]))
@@ -51,22 +59,15 @@ class ClassicALMInTraining:
         return self.alm.lagrangian(f, f.new_zeros(0), g.reshape(1))
 
     def update(self, g: float, f: float, optimizer: torch.optim.Optimizer, epoch_end: bool) -> bool:
-        self.steps_since_dual += 1
-        if epoch_end or self.steps_since_dual >= self.alm.max_inner_steps:
+        self.state.steps_since_dual += 1
+        if epoch_end or self.state.steps_since_dual >= self.alm.max_inner_steps:
             self.alm.step(torch.zeros(0), torch.tensor([g]))
-            self.steps_since_dual = 0
+            self.state.steps_since_dual = 0
         return False
 
     def metrics(self) -> dict[str, float]:
         s = self.alm.state
         return {"lambda": float(s.mu[0]) if s.mu.numel() else 0.0, "rho": s.rho}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"alm": self.alm.state_dict(), "steps_since_dual": self.steps_since_dual}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.alm.load_state_dict(state["alm"])
-        self.steps_since_dual = int(state["steps_since_dual"])
 
 
 def for_training(controller: Any) -> TrainingController:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
+from alm_bench.controllers.base import StateDictMixin
 
-class Unconstrained:
+
+class Unconstrained(StateDictMixin):
+    """No state at all: its state_dict is empty."""
+
     accepts = ("stochastic",)
+    resumes = accepts
     constrained = False  # the loop never builds the constraint's graph: a plain AdamW step
 
     def start(self, f0: float, g0: float) -> None:
@@ -23,9 +26,3 @@ class Unconstrained:
 
     def metrics(self) -> dict[str, float]:
         return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass

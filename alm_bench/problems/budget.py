@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alm_bench.errors import require
+from alm_bench.errors import require, require_int
 
 BOUNDS = ("absolute", "relative")
 
@@ -88,10 +88,8 @@ class SpectralBudget(Budget):
     def __init__(self, bound: str = "relative", value: float = 0.0, warmup_epochs: float = 0.0,
                  power_iterations: int = 1, initial_iterations: int = 20) -> None:
         super().__init__(bound, value, warmup_epochs)
-        require(isinstance(power_iterations, int) and power_iterations >= 1, "problem.budget.power_iterations",
-                "an integer >= 1", power_iterations)
-        require(isinstance(initial_iterations, int) and initial_iterations >= 0,
-                "problem.budget.initial_iterations", "an integer >= 0", initial_iterations)
+        require_int("problem.budget.power_iterations", power_iterations)
+        require_int("problem.budget.initial_iterations", initial_iterations, minimum=0)
         self.power_iterations, self.initial_iterations = power_iterations, initial_iterations
         self.u: list[Tensor] = []
         self.v: list[Tensor] = []

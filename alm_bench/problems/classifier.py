@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alm_bench.errors import require, require_positive
+from alm_bench.errors import require, require_int, require_positive
 from alm_bench.problems.budget import Budget, SpectralBudget
 from alm_bench.problems.datasets import (CIFAR_STATS, ImageData, channel_stats, check_cifar_present, load_cifar,
                                          make_synthetic, split_train_val)
@@ -58,7 +58,7 @@ class BudgetClassifier:
                 "null or an integer >= 1", max_steps)
         for field, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
                              ("log_every", log_every), ("width", width)):
-            require(isinstance(value, int) and value >= 1, f"problem.{field}", "an integer >= 1", value)
+            require_int(f"problem.{field}", value)
         require(isinstance(checkpoint_every, int) and checkpoint_every >= 0, "problem.checkpoint_every",
                 "an integer >= 0 (0: at epoch ends only)", checkpoint_every)
         require_positive("problem.lr", lr)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alm_bench.errors import ConfigError, require
+from alm_bench.errors import ConfigError, require, require_int
 from alm_bench.problems.base import Constraint, SmoothProblem
 
 INSTANCES = ("toy", "random")
@@ -37,9 +37,9 @@ class QuadraticProgram(SmoothProblem):
             self.name = "quadratic-toy"
             self._toy()
             return
-        require(isinstance(dim, int) and dim >= 1, "problem.dim", "an integer >= 1", dim)
-        require(isinstance(n_eq, int) and n_eq >= 0, "problem.n_eq", "an integer >= 0", n_eq)
-        require(isinstance(n_ineq, int) and n_ineq >= 0, "problem.n_ineq", "an integer >= 0", n_ineq)
+        require_int("problem.dim", dim)
+        require_int("problem.n_eq", n_eq, minimum=0)
+        require_int("problem.n_ineq", n_ineq, minimum=0)
         require(condition >= 1, "problem.condition", ">= 1", condition)
         n_active = (n_ineq + 1) // 2
         require(n_eq + n_active < dim, "problem.n_eq + ceil(problem.n_ineq/2)", f"< problem.dim = {dim}", n_eq + n_active)

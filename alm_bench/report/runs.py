@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from alm_bench.errors import UserError
+from alm_bench.tracking.files import SUMMARY_FILE, TRACE_FILE
 
 
 @dataclass
@@ -68,7 +69,7 @@ def read_trace(path: Path) -> list[dict[str, float]]:
 
 def read_run(path: Path) -> Run:
     try:
-        summary = json.loads((path / "summary.json").read_text())
+        summary = json.loads((path / SUMMARY_FILE).read_text())
     except json.JSONDecodeError as err:
         raise UserError(f"{path / 'summary.json'}: not valid JSON ({err.msg} at line {err.lineno})") from None
     overrides, choices = {}, {}
@@ -81,7 +82,7 @@ def read_run(path: Path) -> Run:
         hydra_cfg = yaml.safe_load((hydra_dir / "hydra.yaml").read_text()) or {}
         choices = {k: str(v) for k, v in (hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices") or {}).items()
                    if not k.startswith("hydra/")}
-    trace = read_trace(path / "trace.csv")
+    trace = read_trace(path / TRACE_FILE)
     if summary.get("status") == "running" and trace:
         # killed (or still running): its last complete trace row is the best summary there is
         summary = {**trace[-1], **summary, "iterations": int(trace[-1].get("step", len(trace)))}
@@ -96,7 +97,7 @@ def find_runs(paths: list[Path]) -> list[Run]:
             raise UserError(f"{path}: no such file or folder")
         if not path.is_dir():
             raise UserError(f"{path}: expected a run folder or a sweep folder, got a file")
-        found = sorted({p.parent for p in path.rglob("summary.json")},
+        found = sorted({p.parent for p in path.rglob(SUMMARY_FILE)},
                        key=lambda p: [int(s) if s.isdigit() else s for s in p.relative_to(path).parts])
         if not found:
             raise UserError(f"{path}: no runs found (no summary.json in it or below it)")

@@ -1,12 +1,10 @@
-"""One loop per problem kind: alm_bench/runners/<kind>.py exposes `run(problem, controller, trackers, ctx)`
-returning the summary dict (with at least status, message, objective, max_violation, iterations, wall_time_s)."""
+"""One loop per problem kind, each `run(problem, controller, trackers, ctx)` returning the summary dict (with at
+least status, message, objective, max_violation, iterations, wall_time_s): `smooth` (and `smooth_auglag` for
+seed 000's scheduler), `stochastic` (training), and the conic harness `alm_bench.conic.measure`.
+`loop_for` is the one place that chooses among them."""
 
 from __future__ import annotations
 
-import importlib
-import signal
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,31 +18,11 @@ from alm_bench.errors import UserError
 class RunContext:
     """What a loop needs besides problem, controller and trackers."""
 
-    output_dir: Path
+    output_dir: Path | None
     device: torch.device
     seed: int = 0
     resume: Path | None = None          # a previous run folder to continue from
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def signals_as_interrupt():
-    """Within this block SIGINT (Ctrl-C) and SIGTERM (a scheduler's kill, `timeout`) stop a run the same way:
-    the loop catches KeyboardInterrupt and writes status `interrupted` with the signal's name, its trace,
-    its summary (and its checkpoint, where the problem has one)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def past_time_limit(controller: Any, wall_time_s: float) -> str | None:
@@ -56,11 +34,20 @@ def past_time_limit(controller: Any, wall_time_s: float) -> str | None:
     return f"stopped at the time limit of {limit} s"
 
 
-def runner_for(kind: str) -> Callable[..., dict[str, Any]]:
-    try:
-        module = importlib.import_module(f"alm_bench.runners.{kind}")
-    except ModuleNotFoundError as err:
-        if err.name == f"alm_bench.runners.{kind}":
-            raise UserError(f"no runner for problems of kind {kind!r}") from None
-        raise
-    return module.run
+def loop_for(problem: Any, controller: Any) -> Callable[..., dict[str, Any]]:
+    """The loop that runs `controller` on `problem` (modules imported only when their kind runs)."""
+    kind = getattr(problem, "kind", None)
+    if kind == "smooth":
+        from alm_bench.controllers.classic_alm import ClassicALM
+        from alm_bench.runners import smooth, smooth_auglag
+
+        return smooth.run if isinstance(controller, ClassicALM) else smooth_auglag.run
+    if kind == "stochastic":
+        from alm_bench.runners import stochastic
+
+        return stochastic.run
+    if kind == "conic":
+        from alm_bench.conic import measure
+
+        return measure.run
+    raise UserError(f"no runner for problems of kind {kind!r}")

@@ -14,11 +14,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from alm_bench.runners.stopping import Diverged
+
 NEWTON_MAX_DIM = 500  # dense Hessians beyond this cost more than they save
-
-
-class NonFinite(Exception):
-    pass
 
 
 def _gradient(loss_fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
@@ -74,7 +72,7 @@ def newton_polish(loss_fn: Callable[[Tensor], Tensor], x: Tensor, tol: float, ma
 def minimize(loss_fn: Callable[[Tensor], Tensor], x: Tensor, optimizer: torch.optim.Optimizer,
              tol: float, max_evaluations: int, newton: bool = True) -> int:
     """Minimise loss_fn from x (a leaf tensor, updated in place) until |grad|_inf <= tol.
-    Returns the number of evaluations. Raises NonFinite if the loss or gradient becomes NaN/Inf."""
+    Returns the number of evaluations. Raises Diverged if the loss or gradient becomes NaN/Inf."""
     evaluations = 0
 
     def closure() -> Tensor:
@@ -89,7 +87,7 @@ def minimize(loss_fn: Callable[[Tensor], Tensor], x: Tensor, optimizer: torch.op
     while True:
         loss = closure()
         if not torch.isfinite(loss) or not torch.isfinite(x.grad).all():
-            raise NonFinite("the augmented Lagrangian became NaN/Inf in the inner loop")
+            raise Diverged("the augmented Lagrangian became NaN/Inf in the inner loop")
         if x.grad.abs().max() <= tol or evaluations >= max_evaluations:
             return evaluations
         if not lbfgs:

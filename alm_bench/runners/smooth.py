@@ -15,16 +15,14 @@ from torch import Tensor
 from alm_bench import checkpoint
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
-from alm_bench.runners import RunContext, inner, past_time_limit
 from alm_bench.problems.base import (Evaluation, SmoothProblem, constraint_names, evaluate, max_violation,
                                     relative_error)
+from alm_bench.runners import RunContext, inner, past_time_limit
+from alm_bench.runners.stopping import STOPS, Diverged, stop_for
 from alm_bench.tracking.base import Trackers
+from alm_bench.tracking.files import TRACE_FILE
 
 PER_CONSTRAINT_COLUMNS = 20  # per-constraint trace columns only for problems this small
-
-
-class Diverged(Exception):
-    """NaN or Inf in the objective, the constraints or the inner loss."""
 
 
 def check_finite(e: Evaluation, where: str) -> None:
@@ -43,7 +41,7 @@ def minimize_inner(problem: SmoothProblem, controller: ClassicALM, x: Tensor) ->
     try:
         return inner.minimize(loss_fn, x, controller.make_inner_optimizer([x]), controller.state.inner_tol,
                               controller.max_inner_steps, newton=controller.newton_polish)
-    except inner.NonFinite as err:
+    except Diverged as err:
         raise Diverged(f"{err} (outer step {controller.state.outer_step + 1})") from None
 
 
@@ -60,10 +58,6 @@ def kkt_residuals(e: Evaluation, lam: Tensor, mu: Tensor, x: Tensor) -> tuple[fl
 
 
 def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
-    if not isinstance(controller, ClassicALM):  # the AugLagLR scheduler drives seed 000's Adam loop instead
-        from alm_bench.runners import smooth_auglag
-
-        return smooth_auglag.run(problem, controller, trackers, ctx)
     x = problem.initial_point().to(device=ctx.device, dtype=problem.dtype).clone().requires_grad_(True)
     with torch.no_grad():
         e0 = evaluate(problem, x)
@@ -82,7 +76,7 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
         controller.load_state_dict(saved["controller"])
         first_step, inner_total = saved["step"] + 1, saved["inner_total"]
         elapsed, last = saved["wall_time_s"], saved["last"]
-        trackers.continue_trace(ctx.resume / "trace.csv", saved["step"])
+        trackers.continue_trace(ctx.resume / TRACE_FILE, saved["step"])
     else:
         controller.start(e0.objective, e0.eq, e0.ineq)
 
@@ -122,11 +116,9 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
             if (stop := past_time_limit(controller, row["wall_time_s"])) is not None:
                 message = stop  # the status stays max_iterations: a budget ran out
                 break
-    except Diverged as err:
-        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
-    except KeyboardInterrupt as err:
-        status, message = "interrupted", (f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
-                                          f"{checkpoint.resume_hint(ctx.output_dir)}")
+    except STOPS as err:
+        stop = stop_for(err, ctx.output_dir)
+        status, message = stop.status, stop.message
 
     summary: dict[str, Any] = {
         "status": status, "message": message,

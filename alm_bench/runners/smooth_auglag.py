@@ -14,6 +14,7 @@ import torch
 
 from alm_bench.problems.base import SmoothProblem, evaluate, max_violation, relative_error
 from alm_bench.runners import RunContext
+from alm_bench.runners.stopping import STOPS, Diverged, stop_for
 from alm_bench.tracking.base import Trackers
 
 MAX_STEPS = 100_000  # the scheduler's own outer/inner limits normally stop it long before
@@ -33,7 +34,7 @@ def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext)
             penalty = e.eq.abs().sum() + e.ineq.clamp(min=0).sum()
             loss = controller.augmented_loss(e.objective, penalty)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"the augmented loss became NaN/Inf at step {step}")
+                raise Diverged(f"the augmented loss became NaN/Inf at step {step}")
             loss.backward()
             optimizer.step()
             converged = controller.update(float(penalty.detach()), float(e.objective.detach()), optimizer,
@@ -47,10 +48,9 @@ def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext)
             if converged:
                 status, message = "converged", f"converged: {', '.join(controller.last_reasons)}"
                 break
-    except FloatingPointError as err:
-        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
-    except KeyboardInterrupt as err:
-        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+    except STOPS as err:
+        stop = stop_for(err, ctx.output_dir)
+        status, message = stop.status, stop.message
     with torch.no_grad():
         e = evaluate(problem, x_good)
     summary = {"status": status, "message": message, "objective": float(e.objective),

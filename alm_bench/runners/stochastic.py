@@ -17,21 +17,19 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from alm_bench import checkpoint, distributed
+from alm_bench import checkpoint
 from alm_bench.controllers.training import for_training
 from alm_bench.errors import UserError
-from alm_bench.interrupt import GracefulInterrupt
-from alm_bench.precision import Precision
 from alm_bench.problems.classifier import BudgetClassifier
 from alm_bench.problems.datasets import BatchStream, ImageSet, eval_batches
-from alm_bench.runners import RunContext
+from alm_bench.runners import RunContext, distributed
+from alm_bench.runners.precision import Precision
+from alm_bench.runners.signals import stop_signals
+from alm_bench.runners.stopping import STOPS, Diverged, stop_for
 from alm_bench.tracking.base import Trackers
+from alm_bench.tracking.files import TRACE_FILE
 
 NAN = math.nan
-
-
-class Diverged(Exception):
-    """The loss or the constraint became NaN/Inf."""
 
 
 @dataclass
@@ -116,7 +114,7 @@ def run(problem: BudgetClassifier, controller: Any, trackers: Trackers, ctx: Run
     if ctx.resume is not None:
         p, best_state = restore(ctx, procs, model, optimizer, precision, ctrl, budget, problem.name)
         if procs.is_main:  # the trace goes on where the checkpoint was
-            trackers.continue_trace(ctx.resume / "trace.csv", p.step)
+            trackers.continue_trace(ctx.resume / TRACE_FILE, p.step)
     elif budget.B is None and warmup == 0:
         with torch.no_grad():
             budget.set_bound_from([float(budget.log_k())])
@@ -132,7 +130,7 @@ def run(problem: BudgetClassifier, controller: Any, trackers: Trackers, ctx: Run
     train_model.train()
     status, message, controller_converged = "max_iterations", "", False
     start = time.perf_counter() - p.elapsed_s
-    with GracefulInterrupt() as interrupt:
+    with stop_signals(after_step=True) as interrupt:   # a signal lets the step in flight finish
         try:
             for step in range(p.step + 1, total + 1):
                 x, y = stream.batch(step)
@@ -193,16 +191,13 @@ def run(problem: BudgetClassifier, controller: Any, trackers: Trackers, ctx: Run
                     status, message = "converged", f"the controller converged at step {step}"
                     break
                 if stop > 0:
-                    status = "interrupted"
-                    message = (f"interrupted ({interrupt.signal_name or 'signal on another rank'}) at step "
-                               f"{step}; checkpoint written: continue with resume={ctx.output_dir}")
+                    done = stop_for(f"{interrupt.signal_name or 'a signal on another rank'} at step {step}",
+                                    ctx.output_dir)
+                    status, message = done.status, done.message
                     break
-        except Diverged as err:
-            status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
-        except KeyboardInterrupt as err:  # a second signal cut the step short: keep the last whole checkpoint
-            status = "interrupted"
-            message = (f"interrupted ({err or 'KeyboardInterrupt'}) in step {p.step + 1}; resume={ctx.output_dir} "
-                       f"continues from the last checkpoint")
+        except STOPS as err:   # a second signal cut the step short: resume= goes on from the last checkpoint
+            done = stop_for(err, ctx.output_dir)
+            status, message = done.status, done.message
 
     summary: dict[str, Any] = {"status": status, "message": message, "iterations": p.step,
                                "epochs": p.step / stream.steps_per_epoch,

@@ -11,6 +11,9 @@ from typing import Any, TextIO
 
 from alm_bench.tracking.base import RunInfo
 
+TRACE_FILE = "trace.csv"
+SUMMARY_FILE = "summary.json"
+
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -30,8 +33,8 @@ def _jsonable(value: Any) -> Any:
 
 
 class FileTracker:
-    TRACE = "trace.csv"
-    SUMMARY = "summary.json"
+    TRACE = TRACE_FILE
+    SUMMARY = SUMMARY_FILE
 
     def __init__(self) -> None:
         self._file: TextIO | None = None

@@ -13,6 +13,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 
+from alm_bench.tracking.files import SUMMARY_FILE
+
 
 def _console() -> Console:
     # Made per call: the callback is pickled to launcher workers, and a Console holds a lock.
@@ -25,7 +27,7 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         job = config.hydra.job
-        summary_file = Path(config.hydra.runtime.output_dir) / "summary.json"
+        summary_file = Path(config.hydra.runtime.output_dir) / SUMMARY_FILE
         summary = json.loads(summary_file.read_text()) if summary_file.exists() else {}
         if job_return.status != JobStatus.COMPLETED:
             error = job_return._return_value

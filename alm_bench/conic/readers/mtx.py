@@ -7,9 +7,9 @@ from pathlib import Path
 import scipy.io
 import scipy.sparse as sp
 
-from alm_bench.errors import UserError
-from alm_bench.problems.readers.checks import (MAX_ENTRIES, MAX_ORDER, adjacency, check_size, edges_to_adjacency,
+from alm_bench.conic.readers.checks import (MAX_ENTRIES, MAX_ORDER, adjacency, check_size, edges_to_adjacency,
                                                open_text, read_edge_lines)
+from alm_bench.errors import UserError
 
 FIELDS = ("real", "integer", "pattern")
 SYMMETRIES = ("symmetric", "general")

@@ -19,18 +19,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from alm_bench import run_stamp
-from alm_bench.device import describe, resolve_device
 from alm_bench.errors import ConfigError, UserError, one_line, require
-from alm_bench.resume_check import check_resume
-from alm_bench.runners import RunContext, runner_for, signals_as_interrupt
-from alm_bench.seeding import seed_everything
+from alm_bench.runners import RunContext, loop_for
+from alm_bench.runners.signals import stop_signals
+from alm_bench.runners.stopping import exit_code
+from alm_bench.task import run_stamp
+from alm_bench.task.device import describe, resolve_device
+from alm_bench.task.resume import check_resume
+from alm_bench.task.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
-from alm_bench.tracking.files import write_json_atomic
+from alm_bench.tracking.files import SUMMARY_FILE, write_json_atomic
 
 CONFIG_PATH = "pkg://alm_bench.conf"
 run_stamp.register()  # before Hydra composes hydra.run.dir
-EXIT_STATUS = {"diverged": 1, "failed": 1, "interrupted": 130}
 
 
 def build(node: DictConfig, field: str) -> Any:
@@ -98,8 +99,8 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     try:
         ctx = RunContext(output_dir=output_dir, device=device, seed=cfg.seed,
                          resume=Path(cfg.resume) if cfg.get("resume") else None)
-        with signals_as_interrupt():
-            summary = runner_for(problem.kind)(problem, controller, trackers, ctx)
+        with stop_signals():
+            summary = loop_for(problem, controller)(problem, controller, trackers, ctx)
         summary.update(seed=cfg.seed, device=str(device), problem=problem.name,
                        controller=choices.get("controller", type(controller).__name__))
     finally:
@@ -117,7 +118,7 @@ def _failed_job(output_dir: Path, err: BaseException) -> dict[str, Any]:
     print(f"alm-bench: error: {message}", file=sys.stderr)
     summary = {"status": "failed", "message": message}
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(output_dir / FileTracker.SUMMARY, summary)
+    write_json_atomic(output_dir / SUMMARY_FILE, summary)
     return summary
 
 
@@ -141,7 +142,7 @@ def main(cfg: DictConfig) -> float | None:
         if not multirun:
             raise
         summary = _failed_job(output_dir, err)
-    if not multirun and summary["status"] in EXIT_STATUS:
-        raise SystemExit(EXIT_STATUS[summary["status"]])
+    if not multirun and exit_code(summary["status"]):
+        raise SystemExit(exit_code(summary["status"]))
     value = summary.get(cfg.get("sweep_metric", "objective"))
     return float(value) if isinstance(value, (int, float)) else None  # what a sweeper (e.g. Optuna) optimises

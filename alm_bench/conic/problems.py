@@ -15,6 +15,7 @@ dual value max <F_0, Y> are both -min <C, X>.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,38 +25,17 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
-from alm_bench.errors import ConfigError, UserError, require, require_positive
-from alm_bench.kernels import numpy_path
-from alm_bench.problems.readers import read_graph
-from alm_bench.problems.readers.checks import existing_file
-from alm_bench.problems.readers.sdpa import SDPAData, read_sdpa
-from alm_bench.problems.sparse_operator import SparseOperator, csr_tensor
+from alm_bench.conic.operators import CSROperator
+from alm_bench.conic.readers import read_graph
+from alm_bench.conic.readers.checks import existing_file
+from alm_bench.conic.readers.sdpa import read_sdpa
+from alm_bench.errors import ConfigError, UserError, require, require_int, require_positive
 
 
-class SlackOperator:
-    """C - A^*(y) for one y: a CSR matrix on the union sparsity pattern, applied to torch tensors."""
-
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: Tensor, n: int) -> None:
-        self.indptr, self.indices, self.data, self.n = indptr, indices, data, n
-        self._scipy: sp.csr_matrix | None = None
-        self._torch: Tensor | None = None
-
-    def scipy(self) -> sp.csr_matrix:
-        if self._scipy is None:
-            self._scipy = sp.csr_matrix((self.data.detach().cpu().numpy(), self.indices, self.indptr),
-                                        shape=(self.n, self.n))
-        return self._scipy
-
-    def mm(self, v: Tensor) -> Tensor:
-        if numpy_path(v.device):
-            return torch.from_numpy(np.asarray(self.scipy() @ v.detach().numpy()))
-        if self._torch is None:
-            self._torch = csr_tensor(self.indptr, self.indices, self.data, (self.n, self.n), v.device)
-        return self._torch @ v
-
-    def gershgorin(self) -> float:
-        """max_i sum_j |S_ij|: a bound on the spectral radius, the scale for eigen-solver tolerances."""
-        return float(np.abs(self.scipy()).sum(axis=1).max())
+def factor_rank(m: int, n: int) -> int:
+    """ceil(sqrt(2m)) + 1: above the Barvinok-Pataki bound, so the factorised problem has no spurious local
+    minima for generic data (Boumal, Voroninski & Bandeira 2016)."""
+    return min(n, math.ceil(math.sqrt(2 * m)) + 1)
 
 
 class ConicSDP:
@@ -71,7 +51,7 @@ class ConicSDP:
         c = sp.csr_matrix(c, dtype=np.float64)
         self.n, self.m = c.shape[0], int(b.size)
         self.block_sizes = block_sizes or [self.n]
-        self.c_op = SparseOperator(c)
+        self.c_op = CSROperator.from_scipy(c)
         self.c_norm = float(sp.linalg.norm(c)) if c.nnz else 0.0
         # Constraint triplets with both triangles stored, so every formula below is a plain sum over t.
         off = i != j
@@ -180,13 +160,18 @@ class ConicSDP:
     def c_trace(self) -> float:
         return float(self.c_op.matrix.diagonal().sum())
 
-    def slack(self, y: Tensor) -> SlackOperator:
+    def slack(self, y: Tensor) -> CSROperator:
         """C - A^*(y) as an operator (one per dual point)."""
         data = self.c_data.clone().index_add_(0, self.pos_a, -self.v * y[self.k])
-        return SlackOperator(self._pattern_indptr, self._pattern_indices, data, self.n)
+        return CSROperator(self._pattern_indptr, self._pattern_indices, data, self.n)
 
     def initial_dual(self) -> Tensor:
         return torch.zeros(self.m, dtype=torch.float64, device=self.device)
+
+    def dual_bound(self, y: Tensor, lambda_min: float) -> float:
+        """<b, y> + gamma min(0, lambda_min), lambda_min that of C - A^*(y): a lower bound on min <C, X> from any
+        y, since <C, X> = <b, y> + <C - A^*(y), X> and every X in Omega has tr X <= gamma."""
+        return float(self.b @ y) + self.gamma * min(0.0, lambda_min)
 
     def has_diagonal_constraints(self) -> bool:
         """True when the constraints are exactly diag(X) = b (Max-Cut type), which the mixing method needs."""
@@ -235,8 +220,7 @@ class MaxCut(ConicSDP):
 
     def __init__(self, path: str, tol: float = 1e-6, rounding_trials: int = 64, local_search: bool = True) -> None:
         require(bool(path), "problem.path", "the graph file to solve (.mat, .mtx or rudy text)", path)
-        require(isinstance(rounding_trials, int) and rounding_trials >= 1, "problem.rounding_trials",
-                "an integer >= 1", rounding_trials)
+        require_int("problem.rounding_trials", rounding_trials)
         file = existing_file(path)
         self.adjacency = read_graph(file)
         self.rounding_trials, self.local_search = rounding_trials, bool(local_search)

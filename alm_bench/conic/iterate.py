@@ -1,4 +1,5 @@
-"""What every conic solver loop yields per iteration, so that one runner measures them all the same way."""
+"""What every conic solver loop yields per iteration, so that one harness (conic/measure.py) measures them all
+the same way. Its own module: the solvers import it, the harness imports the solvers."""
 
 from __future__ import annotations
 

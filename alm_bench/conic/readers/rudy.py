@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from alm_bench.errors import UserError
-from alm_bench.problems.readers.checks import (MAX_ENTRIES, MAX_ORDER, check_size, edges_to_adjacency, open_text,
+from alm_bench.conic.readers.checks import (MAX_ENTRIES, MAX_ORDER, check_size, edges_to_adjacency, open_text,
                                                read_edge_lines)
+from alm_bench.errors import UserError
 
 
 def read_graph(path: Path) -> sp.csr_matrix:

@@ -1,18 +1,16 @@
-"""BALA, the bundle-based augmented Lagrangian method (Liao & Zheng 2025; seed 003), for conic problems.
+"""BALA's subproblem on the spectral bundle: min_x 1/2 x^T (rho G) x - q^T x over x = (eta, svec S) with
+eta >= 0, S PSD, eta + tr S <= gamma, solved by FISTA with an exact projection (an r x r eigendecomposition).
 
-Each iteration, from the center (x_k, y_k) and an inner set Omega_k of Omega:
-    w = argmin_{Omega_k} L_rho(., y_k);  z = y_k + rho (b - A w);  v = argmin_Omega L(., z) (the oracle);
-    descent if g(z) <= g(y_k) - beta (g(y_k) - g_k(z)), where g_k(z) = -L(w, z); else a null step.
-For SDPs Omega_k = {eta W + P S P^T : eta >= 0, S PSD, eta + tr S <= gamma} (a spectral bundle). The loop
-lives in alm_bench/runners/conic_bala.py; this module holds the configuration, the state and the pure
-rules (projection, descent test, penalty rule, the small subproblem), each testable on its own.
+Two paths run the same iteration: torch tensors (`Subproblem`, `solve_subproblem`: the device=cuda path) and
+numpy arrays (`solve_subproblem_np`: the CPU path, where torch's per-op overhead dominated), chosen by
+alm_bench/conic/kernels.py. svec stacks the upper triangle with sqrt 2 off the diagonal, so that
+<S, T> = svec(S) . svec(T).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -20,10 +18,6 @@ import scipy.linalg.lapack
 import torch
 from torch import Tensor
 
-from alm_bench.errors import require, require_positive
-
-
-# ---- pure rules ------------------------------------------------------------------------------------
 
 def capped_simplex_projection(v: Tensor, cap: float) -> Tensor:
     """Euclidean projection of v onto {x >= 0, sum x <= cap} (sorting algorithm)."""
@@ -37,25 +31,6 @@ def capped_simplex_projection(v: Tensor, cap: float) -> Tensor:
     k = int(active.nonzero().max()) if bool(active.any()) else 0
     tau = cumulative[k] / (k + 1)
     return (v - tau).clamp(min=0)
-
-
-def descent_test(g_z: float, g_y: float, g_model_z: float, beta: float) -> bool:
-    """The proximal-bundle test: the true decrease is at least beta times the model's predicted decrease."""
-    return g_z <= g_y - beta * (g_y - g_model_z)
-
-
-def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
-             down_after: int, factor: float, span: float) -> tuple[float, bool]:
-    """Adapt rho only on streaks: `up_after` descents in a row -> rho * factor (the model is good, take
-    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / span, rho0 * span].
-    Returns the new rho and whether it changed (the caller then resets its streak counters)."""
-    new = rho
-    if descent_streak >= up_after:
-        new = rho * factor
-    elif null_streak >= down_after:
-        new = rho / factor
-    new = min(max(new, rho0 / span), rho0 * span)
-    return new, new != rho
 
 
 def svec_indices(r: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
@@ -268,86 +243,19 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
                  check_every)
 
 
-# ---- the controller ---------------------------------------------------------------------------------
-
-@dataclass
-class BALAState:
-    rho: float = 0.0
-    rho0: float = 0.0
-    descent_streak: int = 0
-    null_streak: int = 0
-    descent_steps: int = 0
-    null_steps: int = 0
-    r_p: int = 0
-    iteration: int = 0
-
-
-class BALA:
-    accepts = ("conic",)
-
-    def __init__(self, rho: float | None = None, rho_scale: float = 0.06, beta: float = 0.25,
-                 r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
-                 max_iterations: int = 2000, subproblem_max_iter: int = 500,
-                 eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
-                 rho_factor: float = 2.0, rho_span: float = 10.0, time_limit_s: float | None = None) -> None:
-        if rho is not None:
-            require_positive("controller.rho", rho)
-        require_positive("controller.rho_scale", rho_scale)
-        require(0 < beta < 1, "controller.beta", "in (0, 1)", beta)
-        for name, value in (("r_p_min", r_p_min), ("r_p_max", r_p_max), ("r_c", r_c),
-                            ("max_iterations", max_iterations), ("subproblem_max_iter", subproblem_max_iter),
-                            ("eig_max_iter", eig_max_iter), ("rho_up_after", rho_up_after),
-                            ("rho_down_after", rho_down_after)):
-            require(isinstance(value, int) and value >= 1, f"controller.{name}", "an integer >= 1", value)
-        require(r_p_max >= r_p_min, "controller.r_p_max", f">= r_p_min ({r_p_min})", r_p_max)
-        require_positive("controller.kappa", kappa)
-        require(rho_factor > 1, "controller.rho_factor", "> 1", rho_factor)
-        require(rho_span >= 1, "controller.rho_span", ">= 1", rho_span)
-        if time_limit_s is not None:
-            require_positive("controller.time_limit_s", time_limit_s)
-        self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
-        self.r_p_min, self.r_p_max, self.r_c, self.kappa = r_p_min, r_p_max, r_c, kappa
-        self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
-        self.rho_up_after, self.rho_down_after = rho_up_after, rho_down_after
-        self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
-        self.state = BALAState(r_p=r_p_min)
-
-    def start(self, c_norm: float, n: int, gamma: float | None = None) -> None:
-        """rho0 = rho_scale |C|_F sqrt(n) / gamma unless rho is given: on Max-Cut (gamma = n) the scale that
-        worked on the G-set, |C|_F / sqrt(n); the 1/gamma keeps it invariant when X and b are rescaled
-        (y is unchanged and b - A(X) scales with X, so rho must scale inversely)."""
-        gamma = float(n) if gamma is None else gamma
-        rho0 = (self.rho_init if self.rho_init is not None
-                else self.rho_scale * max(c_norm, 1e-12) * math.sqrt(n) / gamma)
-        self.state = BALAState(rho=rho0, rho0=rho0, r_p=self.r_p_min)
-
-    def record_step(self, descent: bool) -> None:
-        """Count the step, then the streak rule for rho."""
-        s = self.state
-        s.iteration += 1
-        if descent:
-            s.descent_steps += 1
-            s.descent_streak, s.null_streak = s.descent_streak + 1, 0
-        else:
-            s.null_steps += 1
-            s.null_streak, s.descent_streak = s.null_streak + 1, 0
-        s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
-                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span)
-        if changed:
-            s.descent_streak = s.null_streak = 0
-
-    def next_rank(self, rank_s: int) -> int:
-        """r_p <- max(r_p_min, rank(S) + 2), shrinking by at most 1 per iteration, at most r_p_max: r_p below
-        rank(X*) + 1 stalls, and a bundle that shrinks fast forgets directions it needs again."""
-        s = self.state
-        s.r_p = min(self.r_p_max, max(self.r_p_min, rank_s + 2, s.r_p - 1))
-        return s.r_p
-
-    def metrics(self) -> dict[str, float]:
-        return {"rho": self.state.rho, "r_p": self.state.r_p}
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(vars(self.state))
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.state = BALAState(**state)
+def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarray:
+    """[A(W), svec-ordered diag(p_a p_b^T) times the svec weights] for A = diag, as the transpose of a
+    row-major (1 + m) x n array: each block of rows p_a * p_{a..r} is then one contiguous product (4.5x
+    faster than writing column blocks of an n x (1 + m) array on G22), and out @ out.T is numpy's syrk."""
+    n, r = basis.shape
+    rows = np.ascontiguousarray(basis.T)
+    out = np.empty((1 + r * (r + 1) // 2, n))
+    out[0] = agg_a
+    col, root2 = 1, math.sqrt(2.0)
+    for a in range(r):
+        width = r - a
+        block = out[col:col + width]
+        np.multiply(rows[a], rows[a:], out=block)
+        block[1:] *= root2
+        col += width
+    return out.T

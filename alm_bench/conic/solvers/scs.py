@@ -11,17 +11,42 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from alm_bench.controllers.baselines_sdp import SCSSolver
-from alm_bench.errors import UserError
-from alm_bench.problems.sdp import ConicSDP
+from alm_bench.conic.iterate import ConicIterate
+from alm_bench.conic.problems import ConicSDP
+from alm_bench.controllers.base import StateDictMixin
+from alm_bench.errors import UserError, require_int, require_positive
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic_iterate import ConicIterate
+
+
+@dataclass
+class SCSState:
+    info: dict[str, Any] = field(default_factory=dict)   # SCS's status, iterations and solve time
+
+
+class SCSSolver(StateDictMixin):
+    """SCS's settings (controller=scs); it solves in one call, so it keeps no checkpoint to resume from."""
+
+    accepts = ("conic",)
+    resumes = ()
+    max_iterations = 1  # one call to SCS: one trace row
+
+    def __init__(self, eps: float | None = None, max_iters: int = 100_000, time_limit_s: float | None = 900.0,
+                 acceleration_lookback: int = 10, verbose: bool = False) -> None:
+        if eps is not None:
+            require_positive("controller.eps", eps)
+        require_int("controller.max_iters", max_iters)
+        if time_limit_s is not None:
+            require_positive("controller.time_limit_s", time_limit_s)
+        self.eps, self.max_iters, self.time_limit_s = eps, max_iters, time_limit_s
+        self.acceleration_lookback, self.verbose = acceleration_lookback, bool(verbose)
+        self.state = SCSState()
 
 
 def svec_position(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
@@ -67,7 +92,7 @@ def iterate(problem: ConicSDP, ctl: SCSSolver, ctx: RunContext) -> Iterator[Coni
     sol = solver.solve()
     solve_time = time.perf_counter() - t0
     info = sol["info"]
-    ctl.info = {"status": info["status"], "iterations": int(info["iter"]), "solve_time_s": solve_time}
+    ctl.state.info = {"status": info["status"], "iterations": int(info["iter"]), "solve_time_s": solve_time}
     y = np.asarray(sol["x"])
     x = smat(np.asarray(sol["y"]), n)
     x_t = torch.from_numpy(x)

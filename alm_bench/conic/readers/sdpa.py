@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from alm_bench.conic.readers.checks import MAX_ENTRIES, MAX_ORDER, check_size, existing_file, open_text
 from alm_bench.errors import UserError
-from alm_bench.problems.readers.checks import MAX_ENTRIES, MAX_ORDER, check_size, existing_file, open_text
 
 SEPARATORS = re.compile(r"[,(){}]")
 

@@ -15,7 +15,6 @@ better of that X and the solver's own (column `primal`; `iterate_max_eps` keeps 
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import time
@@ -26,24 +25,23 @@ import numpy as np
 import torch
 
 from alm_bench import checkpoint
+from alm_bench.conic.eigen import DENSE_LIMIT, certified_lambda_min, confirmed_lambda_min
+from alm_bench.conic.iterate import ConicIterate
+from alm_bench.conic.lp import BoxLP
+from alm_bench.conic.problems import ConicSDP, MaxCut
+from alm_bench.conic.solvers import solver_loop
 from alm_bench.errors import UserError
 from alm_bench.problems.base import relative_error
-from alm_bench.problems.eigen_oracle import DENSE_LIMIT, OracleFailed, certified_lambda_min, confirmed_lambda_min
-from alm_bench.problems.lp import BoxLP
-from alm_bench.problems.sdp import ConicSDP, MaxCut
 from alm_bench.runners import RunContext, past_time_limit
-from alm_bench.runners.conic_iterate import ConicIterate
+from alm_bench.runners.stopping import STOPS, Diverged, stop_for
 from alm_bench.tracking.base import Trackers
+from alm_bench.tracking.files import TRACE_FILE
 
 CUT_FILE = "cut.txt"
 CHECKPOINT_EVERY_S = 30.0   # besides the checkpoint at the end (and at Ctrl-C/SIGTERM)
 # BLAS threads for CPU runs. The loops do many small dense products: two threads gave no speed-up, and
 # when another process keeps the cores busy, OpenBLAS's spinning threads made LAPACK calls 100x slower.
 BLAS_THREADS = int(os.environ.get("ALM_BENCH_BLAS_THREADS", "1"))
-
-
-class Diverged(Exception):
-    """NaN or Inf in an iterate."""
 
 
 @contextmanager
@@ -67,24 +65,11 @@ def cpu_threads(device: torch.device):
         torch.set_num_threads(previous)
 
 
-# Which loop runs each controller on a conic problem (by class name, so a loop is imported only when used).
-LOOPS = {"BALA": "conic_bala", "ClassicALM": "conic_burer_monteiro", "MixingMethod": "conic_mixing",
-         "SCSSolver": "conic_scs"}
-
-
 def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext,
                       start: dict | None = None) -> Iterator[ConicIterate]:
     """The controller's loop on this problem (continuing from a checkpointed loop state `start`)."""
-    name = LOOPS.get(type(controller).__name__)
-    if isinstance(problem, BoxLP):
-        if name != "conic_bala":
-            raise UserError(f"problem=lp is solved by controller=bala only (its LP variant), "
-                            f"not by {type(controller).__name__}")
-        name = "conic_lp"
-    if name is None:
-        raise UserError(f"controller {type(controller).__name__} has no loop for conic problems")
-    loop = importlib.import_module(f"alm_bench.runners.{name}")
-    return loop.iterate(problem, controller, ctx) if start is None else loop.iterate(problem, controller, ctx, start)
+    loop = solver_loop(problem, controller)
+    return loop(problem, controller, ctx) if start is None else loop(problem, controller, ctx, start)
 
 
 def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tuple[float, float, float]:
@@ -92,7 +77,7 @@ def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tup
     With a multiplier e of the identity, y + min(0, lambda_min) e is exactly dual feasible: eps_d = 0 and
     the dual value is the bound. Otherwise eps_d is the norm of the negative part of C - A^*(y)."""
     by = float(problem.b @ y)
-    bound = by + problem.gamma * min(0.0, lambda_min)
+    bound = problem.dual_bound(y, lambda_min)
     if problem.identity_multiplier is not None:
         return bound, 0.0, bound
     if problem.n > DENSE_LIMIT:
@@ -166,7 +151,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         best_bound, best_y, factor = saved["best_bound"], saved["best_y"], saved["factor"]
         confirmed_bound = saved.get("confirmed_bound", -math.inf)
         best_y = best_y.to(ctx.device) if best_y is not None else None
-        trackers.continue_trace(ctx.resume / "trace.csv", step)
+        trackers.continue_trace(ctx.resume / TRACE_FILE, step)
     iterations = solver_iterations(problem, controller, ctx, loop_state)
     if hasattr(controller, "make_inner_optimizer"):
         # torch.optim's first construction imports its compiler stack (~1.5 s): pay it before the clock
@@ -224,16 +209,15 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
             if (stop := past_time_limit(controller, row["wall_time_s"])) is not None:
                 message = stop
                 break
-    except Diverged as err:
-        status, message = "diverged", f"diverged: {err}; the trace up to the last finite step is kept"
-    except OracleFailed as err:
-        status, message = "failed", f"{err}; the trace up to the last whole iteration is kept"
-    except KeyboardInterrupt as err:
-        status, message = "interrupted", f"interrupted ({err or 'Ctrl-C'}); trace and summary written"
+    except STOPS as err:
+        stopped = err
+    else:
+        stopped = None
     solve_time = time.perf_counter() - start
     save_checkpoint()  # also after convergence: resume= with a smaller problem.tol goes on from here
-    if status == "interrupted":
-        message += checkpoint.resume_hint(ctx.output_dir)
+    if stopped is not None:   # after the checkpoint, so that an interrupted run's message says how to go on
+        stop = stop_for(stopped, ctx.output_dir)
+        status, message = stop.status, stop.message
     finished = status not in ("interrupted", "failed")  # only then certify the bound and round the cut
 
     summary: dict[str, Any] = {"status": status, "message": message, "objective": last.get("objective"),
@@ -251,7 +235,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         lam = certified_lambda_min(problem.slack(best_y))
         # best_y has the best bound by the solver's own eigenvalues, which can be optimistic: a bound that a
         # confirmation certified during the run may be the better one.
-        certified = max(float(problem.b @ best_y) + problem.gamma * min(0.0, lam), confirmed_bound)
+        certified = max(problem.dual_bound(best_y, lam), confirmed_bound)
         summary.update(sdp_bound=problem.report_value(certified), certify_time_s=time.perf_counter() - t0,
                        sdp_value=problem.report_value(last["objective"]) if last else None)
         if last:
@@ -263,7 +247,7 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
 
 
 def _round(problem: MaxCut, factor: torch.Tensor, ctx: RunContext) -> dict[str, Any]:
-    from alm_bench.rounding import goemans_williamson, write_partition
+    from alm_bench.conic.rounding import goemans_williamson, write_partition
 
     t0 = time.perf_counter()
     signs, cut = goemans_williamson(problem.adjacency, factor.detach().cpu().numpy(), trials=problem.rounding_trials,

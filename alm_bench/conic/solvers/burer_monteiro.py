@@ -3,8 +3,8 @@
 The inner problem  min_V <C, V V^T> + lam.h + rho/2 |h|^2,  h = A(V V^T) - b,  is smooth and unconstrained;
 it is solved by the controller's torch optimizer (L-BFGS by default) to the controller's inner tolerance,
 with the gradient 2 (C + A^*(lam + rho h)) V written out (no autograd graph over the sparse products).
-After each inner solve the classic controller's own pure rules update lam and rho (`multiplier_update`,
-`progress_measure`, `next_penalty`). The dual point is y = -lam (our Lagrangian is <C,X> + y.(b - A X)), and
+After each inner solve the classic controller's own dual step (`ClassicALM.step`, with no inequalities)
+updates lam and rho. The dual point is y = -lam (our Lagrangian is <C,X> + y.(b - A X)), and
 its certificate comes from the smallest eigenvalue of C - A^*(y), like every other solver's.
 """
 
@@ -17,17 +17,11 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from alm_bench.controllers.classic_alm import ClassicALM, multiplier_update, next_penalty, progress_measure
-from alm_bench.problems.eigen_oracle import CHECK_TOL, BlockLOBPCG
-from alm_bench.problems.sdp import ConicSDP
+from alm_bench.conic.eigen import CHECK_TOL, BlockLOBPCG
+from alm_bench.conic.iterate import ConicIterate
+from alm_bench.conic.problems import ConicSDP, factor_rank
+from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic_iterate import ConicIterate
-
-
-def factor_rank(m: int, n: int) -> int:
-    """ceil(sqrt(2m)) + 1: above the Barvinok-Pataki bound, so the factorised problem has no spurious local
-    minima for generic data (Boumal, Voroninski & Bandeira 2016)."""
-    return min(n, math.ceil(math.sqrt(2 * m)) + 1)
 
 
 def initial_factor(problem: ConicSDP, r: int, seed: int) -> Tensor:
@@ -60,11 +54,10 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         oracle.load_state_dict(start["oracle"])
     else:
         v = initial_factor(problem, factor_rank(problem.m, problem.n), ctx.seed).clone()
+        ctl.start(None, torch.zeros(problem.m, dtype=torch.float64, device=ctx.device),
+                  torch.zeros(0, dtype=torch.float64, device=ctx.device), default_rho=initial_penalty(problem))
         s = ctl.state
-        s.lam = torch.zeros(problem.m, dtype=torch.float64, device=ctx.device)
-        s.mu = torch.zeros(0, dtype=torch.float64, device=ctx.device)
-        s.rho = min(ctl.rho_init if ctl.rho_init is not None else initial_penalty(problem), ctl.rho_max)
-    empty = s.mu
+    no_inequalities = s.mu
     if ctl.inner_optimizer.get("name") == "LBFGS":
         # torch's two-loop recursion costs ~36 us per stored pair; with its default of 100 pairs it cost
         # 4x the function evaluations on G14. 10 pairs is L-BFGS's usual choice (set history_size to change).
@@ -102,14 +95,9 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         with torch.no_grad():
             cv, h = evaluate(v)
             objective = float((cv * v).sum())
-            progress = progress_measure(h, empty, empty, s.rho)
             rho_used, inner_tol_used = s.rho, s.inner_tol
-            s.lam, _ = multiplier_update(h, empty, s.lam, empty, s.rho, ctl.multiplier_bound)
-            s.rho = next_penalty(s.rho, progress, s.previous_progress, ratio=ctl.progress_ratio,
-                                 growth=ctl.rho_growth, rho_max=ctl.rho_max, feasibility_tol=ctl.feasibility_tol)
-            s.previous_progress = progress
-            s.inner_tol = max(ctl.stationarity_tol, ctl.inner_tol_decay * s.inner_tol)
-            s.outer_step += 1
+            ctl.step(h, no_inequalities)
+            progress = s.previous_progress
             y = -s.lam
             t1 = time.perf_counter()
             found = oracle(problem.slack(y), 1, 16, CHECK_TOL * scale)

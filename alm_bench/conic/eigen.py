@@ -18,8 +18,9 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
-from alm_bench.kernels import numpy_path
-from alm_bench.problems.sdp import SlackOperator
+from alm_bench.conic.kernels import numpy_path
+from alm_bench.conic.operators import CSROperator
+from alm_bench.runners.stopping import SolverFailed
 
 GUARD_COLUMNS = 4         # columns past the wanted ones that LOBPCG also iterates on
 DENSE_LIMIT = 4000        # up to this order a dense eigendecomposition is the reliable, affordable fallback
@@ -187,7 +188,7 @@ class BlockLOBPCG:
     def _random(self, cols: int) -> Tensor:
         return torch.randn(self.n, cols, generator=self.generator, dtype=torch.float64).to(self.device)
 
-    def __call__(self, slack: SlackOperator, wanted: int, block_size: int, tol: float,
+    def __call__(self, slack: CSROperator, wanted: int, block_size: int, tol: float,
                  hint: Tensor | None = None, trailing_tol: float | None = None) -> EigResult:
         block_size = min(max(block_size, wanted), self.n)
         x0 = self.block if self.block is not None else self._random(block_size)
@@ -206,7 +207,7 @@ class BlockLOBPCG:
                          result.iterations, 0.0, True, float(values[wanted]), float(values[-1]))
 
 
-class OracleFailed(RuntimeError):
+class OracleFailed(SolverFailed):
     """No eigensolver converged: the run stops with this message rather than use an unconverged value."""
 
 
@@ -235,7 +236,7 @@ def fixed_start(n: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal(n)
 
 
-def lowest_eigenvector(slack: SlackOperator, start: Tensor | None, tol: float = 1e-6,
+def lowest_eigenvector(slack: CSROperator, start: Tensor | None, tol: float = 1e-6,
                        restarts: int = 300) -> Tensor | None:
     """ARPACK's eigenvector of lambda_min (k = 1), started from the first column of `start`, as an (n, 1)
     tensor on the slack's device; None when ARPACK does not converge (the caller goes on without it)."""
@@ -254,7 +255,7 @@ def _dense_smallest(matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
     return scipy.linalg.eigh(matrix.toarray(), subset_by_index=[0, k - 1])
 
 
-def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.ndarray]:
+def smallest_eigenpairs(slack: CSROperator, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k smallest eigenpairs by a reliable method: dense LAPACK up to DENSE_LIMIT, else ARPACK."""
     k = min(k, slack.n)
     if slack.n <= DENSE_LIMIT:
@@ -262,7 +263,7 @@ def smallest_eigenpairs(slack: SlackOperator, k: int) -> tuple[np.ndarray, np.nd
     return _arpack_smallest(slack.scipy(), k, 1e-10)
 
 
-def certified_lambda_min(slack: SlackOperator, dense_limit: int = DENSE_LIMIT, tol: float = 1e-12,
+def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol: float = 1e-12,
                          ncv: int = ARPACK_NCV, restarts: int = ARPACK_RESTARTS) -> float:
     """A lower bound on lambda_min(S) that can be trusted: dense eigenvalues up to `dense_limit` (LAPACK,
     accurate to round-off, less a round-off margin); above it, ARPACK's Ritz value minus its residual norm."""
@@ -276,7 +277,7 @@ def certified_lambda_min(slack: SlackOperator, dense_limit: int = DENSE_LIMIT, t
     return float(values[0]) - residual - 1e-13 * slack.n * scale
 
 
-def confirmed_lambda_min(slack: SlackOperator) -> float:
+def confirmed_lambda_min(slack: CSROperator) -> float:
     """`certified_lambda_min` to confirm a claim of convergence during a run, by the cheaper reliable method
     for the order: dense LAPACK up to CONFIRM_DENSE_LIMIT; ARPACK with 20 Lanczos vectors and at most
     CONFIRM_RESTARTS restarts, then dense, up to DENSE_LIMIT; above it ARPACK with 64 vectors, which the

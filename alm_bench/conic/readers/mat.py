@@ -9,8 +9,8 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
+from alm_bench.conic.readers.checks import MAX_ENTRIES, MAX_ORDER, adjacency, check_size
 from alm_bench.errors import UserError, one_line
-from alm_bench.problems.readers.checks import MAX_ENTRIES, MAX_ORDER, adjacency, check_size
 
 MATRIX_NAMES = ("A", "W", "C")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"

@@ -29,8 +29,8 @@ def graph_format(path: Path) -> str:
 
 def read_graph(path: str | Path) -> sp.csr_matrix:
     """The weighted adjacency matrix of the graph in `path` (any supported format)."""
-    from alm_bench.problems.readers import mat, mtx, rudy
-    from alm_bench.problems.readers.checks import existing_file
+    from alm_bench.conic.readers import mat, mtx, rudy
+    from alm_bench.conic.readers.checks import existing_file
 
     path = existing_file(path)
     reader = {"mat": mat.read_graph, "rudy": rudy.read_graph, "mtx": mtx.read_graph}[graph_format(path)]

@@ -1,4 +1,4 @@
-"""The BALA loop on a conic problem with the spectral bundle (see alm_bench/controllers/bala.py).
+"""The BALA loop on an SDP with the spectral bundle (the method: bala.py; its subproblem: bala_subproblem.py).
 
 The bundle is P (n x r, orthonormal) plus an aggregate W (tr W = 1) of which only A(W) and <C, W> are kept:
 W itself is never formed. Per iteration: the small subproblem in (eta, S) -> w, z -> the eigen-oracle at z
@@ -16,13 +16,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alm_bench.controllers.bala import (BALA, Subproblem, descent_test, smat, solve_subproblem, solve_subproblem_np,
-                                       svec, svec_indices)
-from alm_bench.kernels import numpy_path
-from alm_bench.problems.eigen_oracle import BlockLOBPCG, lowest_eigenvector
-from alm_bench.problems.sdp import ConicSDP
+from alm_bench.conic.eigen import BlockLOBPCG, lowest_eigenvector
+from alm_bench.conic.iterate import ConicIterate
+from alm_bench.conic.kernels import numpy_path
+from alm_bench.conic.problems import ConicSDP
+from alm_bench.conic.solvers.bala import BALA, descent_test
+from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
+                                                     solve_subproblem_np, svec, svec_indices)
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic_iterate import ConicIterate
 
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
@@ -42,11 +43,6 @@ TRAILING_TOL_FACTOR = 3.0
 KRYLOV_LEAD_ORDER = 4000
 
 
-def dual_function(b: Tensor, y: Tensor, gamma: float, lambda_min: float) -> float:
-    """g(y) = -<b, y> - gamma min(0, lambda_min(C - A^* y)); -g(y) is a lower bound on the optimal value."""
-    return -float(b @ y) - gamma * min(0.0, lambda_min)
-
-
 def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     """[kept, orthonormal part of `new` orthogonal to kept] (dependent directions dropped)."""
     for _ in range(2):
@@ -62,27 +58,9 @@ def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     return torch.cat([kept, q], dim=1)
 
 
-def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarray:
-    """[A(W), svec-ordered diag(p_a p_b^T) times the svec weights] for A = diag, as the transpose of a
-    row-major (1 + m) x n array: each block of rows p_a * p_{a..r} is then one contiguous product (4.5x
-    faster than writing column blocks of an n x (1 + m) array on G22), and out @ out.T is numpy's syrk."""
-    n, r = basis.shape
-    rows = np.ascontiguousarray(basis.T)
-    out = np.empty((1 + r * (r + 1) // 2, n))
-    out[0] = agg_a
-    col, root2 = 1, math.sqrt(2.0)
-    for a in range(r):
-        width = r - a
-        block = out[col:col + width]
-        np.multiply(rows[a], rows[a:], out=block)
-        block[1:] *= root2
-        col += width
-    return out.T
-
-
 def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     device = ctx.device
-    numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (alm_bench/kernels.py)
+    numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (conic/kernels.py)
     problem.to(device)
     n, gamma, b = problem.n, problem.gamma, problem.b
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
@@ -102,7 +80,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         y = problem.initial_dual()
         found = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         lam_y = float(found.values[0])
-        g_y = dual_function(b, y, gamma, lam_y)
+        g_y = -problem.dual_bound(y, lam_y)   # g(y): BALA minimises the negated dual
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = found.vectors
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
@@ -168,7 +146,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         t_eig = time.perf_counter() - t1
         lam_z = float(found.values[0])
         eig_gap = max(found.last_value - lam_z, 1e-12 * scale)
-        g_z = dual_function(b, z, gamma, lam_z)
+        g_z = -problem.dual_bound(z, lam_z)
         descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
         if descent:
             y, g_y, lam_y = z, g_z, lam_z

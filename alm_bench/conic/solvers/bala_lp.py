@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from alm_bench.controllers.bala import BALA, descent_test
-from alm_bench.problems.lp import BoxLP
+from alm_bench.conic.iterate import ConicIterate
+from alm_bench.conic.lp import BoxLP
+from alm_bench.conic.solvers.bala import BALA, descent_test
 from alm_bench.runners import RunContext
-from alm_bench.runners.conic_iterate import ConicIterate
 
 
 def segment_step(rho: float, r, ad, aty_minus_c_d: float) -> float:

@@ -38,12 +38,9 @@ def differing_keys(saved: dict, current: dict) -> list[tuple[str, Any, Any]]:
 
 
 def check_resume(cfg: DictConfig, resume: Path, kind: str, controller: Any) -> None:
-    name = type(controller).__name__
-    if kind == "smooth" and name != "ClassicALM":
-        raise UserError(f"resume={resume}: on smooth problems only controller=classic_alm checkpoints "
-                        f"(this run uses {name})")
-    if kind == "conic" and name == "SCSSolver":
-        raise UserError(f"resume={resume}: controller=scs solves in one call and keeps no checkpoint")
+    if kind not in getattr(controller, "resumes", ()):   # which runs a solver can continue is its own attribute
+        raise UserError(f"resume={resume}: {type(controller).__name__} keeps no checkpoint on {kind} problems, "
+                        f"so its {kind} runs cannot be continued")
     saved_file = Path(resume) / ".hydra" / "config.yaml"
     if not saved_file.is_file():
         raise UserError(f"resume={resume}: not a run folder (no .hydra/config.yaml in it)")

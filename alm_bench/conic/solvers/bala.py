@@ -1,0 +1,119 @@
+"""BALA, the bundle-based augmented Lagrangian method (Liao & Zheng 2025; seed 003), for conic problems.
+
+Each iteration, from the center (x_k, y_k) and an inner set Omega_k of Omega:
+    w = argmin_{Omega_k} L_rho(., y_k);  z = y_k + rho (b - A w);  v = argmin_Omega L(., z) (the oracle);
+    descent if g(z) <= g(y_k) - beta (g(y_k) - g_k(z)), where g_k(z) = -L(w, z); else a null step.
+For SDPs Omega_k = {eta W + P S P^T : eta >= 0, S PSD, eta + tr S <= gamma} (a spectral bundle). This module
+holds the configuration, the state and the update rules (descent test, penalty streaks, bundle rank), each
+testable on its own; the subproblem's numerics are in bala_subproblem.py, the loops in bala_loop.py (SDPs)
+and bala_lp.py (LPs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from alm_bench.controllers.base import StateDictMixin
+from alm_bench.errors import require, require_int, require_positive
+
+
+# ---- pure rules ------------------------------------------------------------------------------------
+
+def descent_test(g_z: float, g_y: float, g_model_z: float, beta: float) -> bool:
+    """The proximal-bundle test: the true decrease is at least beta times the model's predicted decrease."""
+    return g_z <= g_y - beta * (g_y - g_model_z)
+
+
+def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
+             down_after: int, factor: float, span: float) -> tuple[float, bool]:
+    """Adapt rho only on streaks: `up_after` descents in a row -> rho * factor (the model is good, take
+    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / span, rho0 * span].
+    Returns the new rho and whether it changed (the caller then resets its streak counters)."""
+    new = rho
+    if descent_streak >= up_after:
+        new = rho * factor
+    elif null_streak >= down_after:
+        new = rho / factor
+    new = min(max(new, rho0 / span), rho0 * span)
+    return new, new != rho
+
+
+# ---- the controller ---------------------------------------------------------------------------------
+
+@dataclass
+class BALAState:
+    rho: float = 0.0
+    rho0: float = 0.0
+    descent_streak: int = 0
+    null_streak: int = 0
+    descent_steps: int = 0
+    null_steps: int = 0
+    r_p: int = 0
+    iteration: int = 0
+
+
+class BALA(StateDictMixin):
+    accepts = ("conic",)
+    resumes = ("conic",)
+
+    def __init__(self, rho: float | None = None, rho_scale: float = 0.06, beta: float = 0.25,
+                 r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
+                 max_iterations: int = 2000, subproblem_max_iter: int = 500,
+                 eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
+                 rho_factor: float = 2.0, rho_span: float = 10.0, time_limit_s: float | None = None) -> None:
+        if rho is not None:
+            require_positive("controller.rho", rho)
+        require_positive("controller.rho_scale", rho_scale)
+        require(0 < beta < 1, "controller.beta", "in (0, 1)", beta)
+        for name, value in (("r_p_min", r_p_min), ("r_p_max", r_p_max), ("r_c", r_c),
+                            ("max_iterations", max_iterations), ("subproblem_max_iter", subproblem_max_iter),
+                            ("eig_max_iter", eig_max_iter), ("rho_up_after", rho_up_after),
+                            ("rho_down_after", rho_down_after)):
+            require_int(f"controller.{name}", value)
+        require(r_p_max >= r_p_min, "controller.r_p_max", f">= r_p_min ({r_p_min})", r_p_max)
+        require_positive("controller.kappa", kappa)
+        require(rho_factor > 1, "controller.rho_factor", "> 1", rho_factor)
+        require(rho_span >= 1, "controller.rho_span", ">= 1", rho_span)
+        if time_limit_s is not None:
+            require_positive("controller.time_limit_s", time_limit_s)
+        self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
+        self.r_p_min, self.r_p_max, self.r_c, self.kappa = r_p_min, r_p_max, r_c, kappa
+        self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
+        self.rho_up_after, self.rho_down_after = rho_up_after, rho_down_after
+        self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
+        self.state = BALAState(r_p=r_p_min)
+
+    def start(self, c_norm: float, n: int, gamma: float | None = None) -> None:
+        """rho0 = rho_scale |C|_F sqrt(n) / gamma unless rho is given: on Max-Cut (gamma = n) the scale that
+        worked on the G-set, |C|_F / sqrt(n); the 1/gamma keeps it invariant when X and b are rescaled
+        (y is unchanged and b - A(X) scales with X, so rho must scale inversely)."""
+        gamma = float(n) if gamma is None else gamma
+        rho0 = (self.rho_init if self.rho_init is not None
+                else self.rho_scale * max(c_norm, 1e-12) * math.sqrt(n) / gamma)
+        self.state = BALAState(rho=rho0, rho0=rho0, r_p=self.r_p_min)
+
+    def record_step(self, descent: bool) -> None:
+        """Count the step, then the streak rule for rho."""
+        s = self.state
+        s.iteration += 1
+        if descent:
+            s.descent_steps += 1
+            s.descent_streak, s.null_streak = s.descent_streak + 1, 0
+        else:
+            s.null_steps += 1
+            s.null_streak, s.descent_streak = s.null_streak + 1, 0
+        s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
+                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span)
+        if changed:
+            s.descent_streak = s.null_streak = 0
+
+    def next_rank(self, rank_s: int) -> int:
+        """r_p <- max(r_p_min, rank(S) + 2), shrinking by at most 1 per iteration, at most r_p_max: r_p below
+        rank(X*) + 1 stalls, and a bundle that shrinks fast forgets directions it needs again."""
+        s = self.state
+        s.r_p = min(self.r_p_max, max(self.r_p_min, rank_s + 2, s.r_p - 1))
+        return s.r_p
+
+    def metrics(self) -> dict[str, float]:
+        return {"rho": self.state.rho, "r_p": self.state.r_p}
