@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 
+from alm_bench.conic.measure import run as run_conic
+from alm_bench.conic.problems import MaxCut
 from alm_bench.conic.solvers.bala import BALA
 from alm_bench.conic.solvers.mixing import MixingMethod
 from alm_bench.conic.solvers.scs import SCSSolver
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.conic.problems import MaxCut
 from alm_bench.runners import RunContext
-from alm_bench.conic.measure import run as run_conic
+from alm_bench.tracking import MemoryTracker
 
 SDP_VALUE = {"G1": 12083.1977, "G11": 629.1647, "G14": 3191.5668, "G22": 14135.9457, "G43": 7032.2218,
              "G48": 6000.0, "G55": 11039.4604, "G60": 15222.2680}
@@ -69,14 +70,6 @@ class FreshProcesses:
         self.pool.shutdown(wait=True)
 
 
-class Rows:
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def log(self, row: dict) -> None:
-        self.rows.append(row)
-
-
 def controllers(graph: str, time_cap: float, scs_cap: float, scs_eps: float) -> dict:
     hard = graph in ("G11", "G48", "G60")  # toroidal and large sparse: more new eigenvectors per iteration
     return {"bala": BALA(r_c=12 if hard else 6, time_limit_s=time_cap),
@@ -92,7 +85,7 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
     RSS. SCS makes one call at its own eps (default: tol), and its solve time counts."""
     problem = MaxCut(str(data_dir() / "gset_rudy" / f"{graph}.txt"), tol=tol, rounding_trials=1)
     controller = controllers(graph, time_cap, scs_cap, scs_eps or tol)[name]
-    rows = Rows()
+    rows = MemoryTracker()
     out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
     out.mkdir(parents=True, exist_ok=True)
     summary = run_conic(problem, controller, rows, RunContext(output_dir=out, device=torch.device("cpu")))
