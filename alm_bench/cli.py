@@ -196,11 +196,3 @@ def solve_sdp(
 ) -> None:
     """An SDP in SDPA format: certified bound and eps_p/eps_d/eps_g; BALA by default."""
     _solve("sdp", file, overrides)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
