@@ -8,7 +8,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from alm_bench.conic.readers.checks import (MAX_ENTRIES, MAX_ORDER, adjacency, check_size, edges_to_adjacency,
-                                               open_text, read_edge_lines)
+                                            open_text, read_edge_lines)
 from alm_bench.errors import UserError
 
 FIELDS = ("real", "integer", "pattern")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import scipy.sparse as sp
 
 from alm_bench.conic.readers.checks import (MAX_ENTRIES, MAX_ORDER, check_size, edges_to_adjacency, open_text,
-                                               read_edge_lines)
+                                            read_edge_lines)
 from alm_bench.errors import UserError
 
 
