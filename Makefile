@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run test bench bench-full clean
+.PHONY: help install run test test-fast bench bench-full clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -20,8 +20,11 @@ install: $(STAMP)  ## create .venv/ and install alm-bench (editable, dev extras,
 run: install  ## solve the default problem (seed-000 toy: min x^2 s.t. x >= 3) with classic ALM
 	$(VENV)/bin/alm-bench train $(ARGS)
 
-test: install  ## run the test suite (W&B offline; no network, no GPU needed)
+test: install  ## run the whole test suite, slow tests included (W&B offline; no network, no GPU needed)
 	WANDB_MODE=offline $(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install  ## the tests not marked slow (no training, no subprocess, small solves): under a minute
+	WANDB_MODE=offline $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: install  ## quick benchmarks (minutes): ratios against baselines measured in the same process
 	$(PY) -m bench

@@ -1,12 +1,22 @@
-"""Shared fixtures. W&B never reaches the network in tests; run folders go to tmp_path."""
+"""Shared fixtures and the helpers every test module uses (test modules import only from here, never
+from each other). W&B never reaches the network in tests; run folders go to tmp_path.
+
+    run_loop(problem, controller, out_dir)   one run in this process, through the loop `alm-bench` picks
+    train(problem, controller, out)          a classifier run as `alm-bench train` leaves it (files)
+    run_task(folder, *overrides)             one job from composed overrides, as the CLI runs it
+    run_cli(*args)                           `alm-bench ARGS` in a subprocess
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -14,8 +24,75 @@ from hydra import compose, initialize_config_module
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+DATA = TESTS / "data"
 ALM_BENCH = [sys.executable, "-m", "alm_bench"]
+
+
+# ---- runs in this process ---------------------------------------------------------------------------
+
+def run_loop(problem: Any, controller: Any, out_dir: Path | None = None, *, files: bool = False, seed: int = 0,
+             resume: Path | None = None) -> tuple[dict, list[dict]]:
+    """Run `controller` on `problem` on the CPU through the loop `alm-bench` picks for the pair
+    (runners.loop_for), seeded as `alm-bench train` seeds; returns the summary and the rows, kept in memory by
+    a MemoryTracker. out_dir is the run folder (checkpoints, a cut file); None runs without one, as benchmarks
+    do. With files=True a FileTracker also writes trace.csv and summary.json there (a resumed run's trace then
+    continues the previous one's)."""
+    import torch
+
+    from alm_bench.runners import RunContext, loop_for
+    from alm_bench.task.seeding import seed_everything
+    from alm_bench.tracking import FileTracker, MemoryTracker, RunInfo, Trackers
+
+    assert out_dir is not None or not files, "files=True needs a run folder"
+    memory = MemoryTracker()
+    trackers = Trackers([FileTracker(), memory] if files else [memory])
+    trackers.start(RunInfo(output_dir=out_dir, name="test"))
+    seed_everything(seed)
+    summary = loop_for(problem, controller)(problem, controller, trackers, RunContext(
+        output_dir=out_dir, device=torch.device("cpu"), seed=seed, resume=resume))
+    trackers.finish(summary)
+    return summary, memory.rows
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def read_trace(run_dir: Path) -> list[dict]:
+    """trace.csv's rows as strings, as a reader of the run folder sees them ([] when there is none)."""
+    trace = Path(run_dir) / "trace.csv"
+    return list(csv.DictReader(trace.read_text().splitlines())) if trace.exists() else []
+
+
+def complete_rows(run_dir: Path) -> list[dict]:
+    """trace.csv's rows, asserting that each is whole (nothing half-written) and the steps run 1, 2, ..."""
+    text = (Path(run_dir) / "trace.csv").read_text()
+    assert text.endswith("\n"), "the last row was not flushed whole"
+    rows = list(csv.DictReader(text.splitlines()))
+    assert all(None not in r.values() and "" not in r.values() for r in rows)
+    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
+    return rows
+
+
+def tiny_problem(budget=None, **overrides: Any):
+    """A tiny budget-constrained classifier: synthetic 16x16 images (800 train, 200 test), a small CNN."""
+    from alm_bench.problems.budget import SpectralBudget
+    from alm_bench.problems.classifier import BudgetClassifier
+
+    settings = dict(dataset="synthetic", synthetic={"train_size": 800, "test_size": 200, "image_size": 16,
+                                                    "noise": 0.4},
+                    model="small_cnn", width=8, batch_size=32, lr=3e-3, max_steps=60, log_every=10)
+    settings.update(overrides)
+    return BudgetClassifier(budget=budget or SpectralBudget(bound="relative", value=0.0), **settings)
+
+
+def train(problem: Any, controller: Any, out: Path, *, seed: int = 0,
+          resume: Path | None = None) -> tuple[dict, list[dict]]:
+    """A training run as `alm-bench train` leaves it: returns summary.json and trace.csv's rows (strings)."""
+    run_loop(problem, controller, out, files=True, seed=seed, resume=resume)
+    return read_summary(out), read_trace(out)
 
 
 def compose_config(*overrides: str):
@@ -26,6 +103,22 @@ def compose_config(*overrides: str):
         return compose(config_name="config", overrides=list(overrides))
 
 
+def run_task(folder: Path, *overrides: str, choices: dict[str, str] | None = None) -> dict:
+    """One job of `alm-bench train OVERRIDES` in this process (alm_bench.task.run): trace and summary in
+    `folder`, and the composed config where Hydra writes it (.hydra/config.yaml, which resume= reads)."""
+    from omegaconf import OmegaConf
+
+    from alm_bench.task import run
+
+    cfg = compose_config(*overrides)
+    summary = run(cfg, folder, choices=choices)
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    return summary
+
+
+# ---- runs in a subprocess ---------------------------------------------------------------------------
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240):
     """Run `alm-bench ARGS` in a subprocess; returns the CompletedProcess (text)."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), **(env or {})}
@@ -33,8 +126,25 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
                           timeout=timeout)
 
 
-def read_summary(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "summary.json").read_text())
+# The seed toy slowed down (tests/fault_problems.py), so that a test can signal it mid-run.
+SLOW = ["problem=custom", "problem._target_=fault_problems.SlowToy", "controller.max_outer_iterations=200",
+        "controller.feasibility_tol=1e-14"]
+
+
+def start_slow_run(run_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([*ALM_BENCH, "train", *SLOW, f"hydra.run.dir={run_dir}"], cwd=TESTS, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_rows(run_dir: Path, rows: int, timeout: float = 120) -> None:
+    trace = Path(run_dir) / "trace.csv"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if trace.exists() and len(trace.read_text().splitlines()) > rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {rows} trace rows within {timeout} s")
 
 
 @pytest.fixture

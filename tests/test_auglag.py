@@ -12,6 +12,7 @@ from torch.optim import Adam
 from alm_bench.auglag import AugLagLRConfig, AugLagLR, AugLagLossCalculator
 
 
+@pytest.mark.slow
 def test_solve_auglag():
     """
     Test that `AugLagLR` can solve the constrained optimization problem.
@@ -118,6 +119,7 @@ def test_lr_is_cut_on_a_stall_and_reset_for_the_next_inner_loop():
     assert lrs == [1.0, 1.0, 0.5, 0.5, 1.0, 1.0]  # cut at step 3 (lags of 2), reset when the inner loop ends
 
 
+@pytest.mark.slow
 def test_import_does_not_need_lightning():
     import subprocess
     import sys
@@ -133,6 +135,7 @@ def test_import_does_not_need_lightning():
 HAS_LIGHTNING = any(importlib.util.find_spec(name) for name in ("lightning", "pytorch_lightning"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_LIGHTNING, reason="PyTorch Lightning is not installed (pip install 'alm-bench[lightning]')")
 def test_lightning_callback_solves_the_toy_problem():
     from alm_bench.auglag import AugLagLRCallback, AuglagLRCallback

@@ -3,6 +3,8 @@
 
 import os
 
+import pytest
+
 from bench.sdp import SCS_LADDER, FreshProcesses, cell, measure_both, measure_scs
 
 
@@ -19,6 +21,7 @@ class CannedSCS:
                                           "bound": 1.0, "last": stop[2], "rss_mb": 100.0}
 
 
+@pytest.mark.slow
 def test_a_killed_process_gives_none_and_the_next_call_gets_a_fresh_one():
     procs = FreshProcesses()
     try:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -19,35 +16,9 @@ from alm_bench.controllers.classic_alm import (
 from alm_bench.errors import ConfigError
 from alm_bench.problems.hock_schittkowski import HS, HockSchittkowski
 from alm_bench.problems.quadratic import QuadraticProgram
-from alm_bench.runners import RunContext
-from alm_bench.runners.smooth import run as run_smooth
-from alm_bench.tracking import Trackers
+from conftest import DATA, run_loop
 
 T = lambda *v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
-CPU = torch.device("cpu")
-
-
-class Rows:
-    """A tracker that keeps the rows in memory."""
-
-    def __init__(self):
-        self.rows, self.summary = [], None
-
-    def start(self, run):
-        pass
-
-    def log(self, row):
-        self.rows.append(row)
-
-    def finish(self, summary):
-        self.summary = summary
-
-
-def solve(problem, controller=None, tmp_path=None):
-    rows = Rows()
-    summary = run_smooth(problem, controller or ClassicALM(), Trackers([rows]),
-                         RunContext(output_dir=tmp_path, device=CPU))
-    return summary, rows.rows
 
 
 # ---- pure rules ----------------------------------------------------------------------------------
@@ -131,7 +102,7 @@ def test_state_dict_round_trip_continues_identically():
 # ---- solves --------------------------------------------------------------------------------------
 
 def test_seed_toy_reaches_x_equals_3(tmp_path):
-    summary, rows = solve(QuadraticProgram("toy"), tmp_path=tmp_path)
+    summary, rows = run_loop(QuadraticProgram("toy"), ClassicALM(), tmp_path)
     assert summary["status"] == "converged"
     assert abs(summary["x"][0] - 3.0) < 1e-4
     assert summary["max_violation"] < 1e-6
@@ -139,10 +110,11 @@ def test_seed_toy_reaches_x_equals_3(tmp_path):
     assert len(rows) == summary["iterations"]
 
 
-@pytest.mark.parametrize("name", sorted(HS))
+# hs100 takes ~1.2 s (7 variables, 4 nonlinear inequalities): with the slow tests
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hs100" else n for n in sorted(HS)])
 def test_hock_schittkowski_reaches_published_optimum(name, tmp_path):
     problem = HockSchittkowski(name)
-    summary, _ = solve(problem, tmp_path=tmp_path)
+    summary, _ = run_loop(problem, ClassicALM(), tmp_path)
     f_star = problem.definition.f_star
     assert summary["status"] == "converged"
     assert abs(summary["objective"] - f_star) <= 1e-6 * abs(f_star)
@@ -151,7 +123,7 @@ def test_hock_schittkowski_reaches_published_optimum(name, tmp_path):
 
 
 def test_hs071_multipliers_match_published_values(tmp_path):
-    summary, _ = solve(HockSchittkowski("hs071"), tmp_path=tmp_path)
+    summary, _ = run_loop(HockSchittkowski("hs071"), ClassicALM(), tmp_path)
     # published: lambda_h = 0.1614686 for sum x^2 = 40 (sign: our h = sum x^2 - 40, min form gives -0.16...)
     assert abs(summary["multipliers"]["eq"][0]) == pytest.approx(0.1614686, rel=1e-5)
     assert summary["multipliers"]["ineq"][0] == pytest.approx(0.5522937, rel=1e-5)
@@ -159,7 +131,7 @@ def test_hs071_multipliers_match_published_values(tmp_path):
 
 def test_random_qp_matches_its_kkt_reference(tmp_path):
     problem = QuadraticProgram("random", dim=40, n_eq=8, n_ineq=16, condition=100.0, instance_seed=3)
-    summary, _ = solve(problem, tmp_path=tmp_path)
+    summary, _ = run_loop(problem, ClassicALM(), tmp_path)
     assert summary["status"] == "converged"
     assert summary["x_error"] < 1e-6
     assert summary["objective"] == pytest.approx(problem.f_star, rel=1e-8)
@@ -184,25 +156,15 @@ def test_any_torch_optimizer_can_be_the_inner_solver(tmp_path):
     # A fixed-step first-order solver is stable only while the curvature 2 + rho stays below 2/lr: cap rho.
     controller = ClassicALM(inner_optimizer={"name": "SGD", "lr": 0.05, "momentum": 0.5}, rho_max=10.0, feasibility_tol=1e-6,
                             newton_polish=False, max_inner_steps=3000, max_outer_iterations=60)
-    summary, _ = solve(QuadraticProgram("toy"), controller, tmp_path)
+    summary, _ = run_loop(QuadraticProgram("toy"), controller, tmp_path)
     assert summary["status"] == "converged"
     assert abs(summary["x"][0] - 3.0) < 1e-4
 
 
-def test_time_limit_stops_smooth_and_conic_runs_after_the_iteration_that_passes_it(tmp_path):
-    import torch
-
-    from alm_bench.problems.hock_schittkowski import HockSchittkowski
+def test_time_limit_stops_smooth_and_conic_runs_after_the_iteration_that_passes_it():
     from alm_bench.conic.problems import MaxCut
-    from alm_bench.runners import RunContext
-    from alm_bench.conic.measure import run as run_conic
-    from alm_bench.runners.smooth import run as run_smooth
-    from alm_bench.tracking.base import Trackers
 
-    ctx = RunContext(output_dir=None, device=torch.device("cpu"))
-    smooth = run_smooth(HockSchittkowski("hs071"), ClassicALM(time_limit_s=1e-9), Trackers([]), ctx)
+    smooth, _ = run_loop(HockSchittkowski("hs071"), ClassicALM(time_limit_s=1e-9))
     assert smooth["iterations"] == 1 and "time limit" in smooth["message"]
-    graph = Path(__file__).parent / "data" / "G14.txt"
-    conic = run_conic(MaxCut(str(graph), tol=1e-9, rounding_trials=1), ClassicALM(time_limit_s=1e-9),
-                      Trackers([]), ctx)
+    conic, _ = run_loop(MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1), ClassicALM(time_limit_s=1e-9))
     assert conic["iterations"] == 1 and "time limit" in conic["message"]

@@ -3,29 +3,32 @@ incompatible pairs fail before any work, and a NaN loss stops with status diverg
 
 from __future__ import annotations
 
-import csv
 import math
 
 import pytest
 
 from alm_bench import task
 from alm_bench.errors import UserError
-from conftest import compose_config, read_summary
-from tiny_training import tiny_problem, train
+from conftest import compose_config, read_summary, read_trace, tiny_problem, train
 
 TINY = ["problem=synthetic", "device=cpu", "problem.synthetic.train_size=400", "problem.synthetic.image_size=16",
         "problem.width=8", "problem.batch_size=32", "problem.max_steps=30", "problem.log_every=5"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("controller", ["ema_alm", "unconstrained", "classic_alm", "auglag"])
 def test_controller_trains_the_classifier(tmp_path, controller):
     cfg = compose_config(*TINY, f"controller={controller}")
     summary = task.run(cfg, tmp_path, choices={"problem": "synthetic", "controller": controller})
     assert summary["status"] in ("converged", "max_iterations")
-    assert summary["iterations"] == 30 and 0 <= summary["test_accuracy"] <= 1
+    assert summary["iterations"] == 30
     assert math.isfinite(summary["g"]) and math.isfinite(summary["B"])
-    rows = list(csv.DictReader(open(tmp_path / "trace.csv")))
+    rows = read_trace(tmp_path)
     assert [int(r["step"]) for r in rows] == [5, 10, 11, 15, 20, 22, 25, 30]  # every 5 and at epoch ends (11 steps)
+    # It learns. 10 classes: chance is 0.10 +- 0.01 on the 1000 test images; every controller reached 0.22-0.23
+    # here, and took the training loss from 2.32 (about ln 10) to 2.07.
+    assert summary["test_accuracy"] >= 0.15, summary["test_accuracy"]
+    assert float(rows[-1]["loss"]) <= float(rows[0]["loss"]) - 0.1, (rows[0]["loss"], rows[-1]["loss"])
     assert {"loss", "accuracy", "logK", "B", "g", "g_ema", "lambda", "rho", "val_accuracy"} <= set(rows[0])
     if controller != "unconstrained":
         assert math.isfinite(float(rows[-1]["lambda"])) and math.isfinite(float(rows[-1]["rho"]))
@@ -33,6 +36,7 @@ def test_controller_trains_the_classifier(tmp_path, controller):
     assert read_summary(tmp_path)["status"] == summary["status"]
 
 
+@pytest.mark.slow
 def test_weight_norm_budget_from_the_config_group(tmp_path):
     cfg = compose_config(*TINY, "controller=ema_alm", "budget=weight_norm", "problem.budget.value=-0.05")
     summary = task.run(cfg, tmp_path, choices={"problem": "synthetic", "controller": "ema_alm"})
@@ -66,6 +70,7 @@ def test_nan_loss_stops_as_diverged_and_keeps_the_trace(tmp_path):
     assert [int(r["step"]) for r in rows] == [5, 10, 15]
 
 
+@pytest.mark.slow
 def test_relative_bound_from_a_warmup_epoch(tmp_path):
     from alm_bench.controllers.ema_alm import EMAALM
     from alm_bench.problems.budget import SpectralBudget

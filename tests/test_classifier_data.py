@@ -32,6 +32,7 @@ def test_missing_cifar_is_one_line_saying_where_and_how(tmp_path):
     assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in message and "problem.download=true" in message
 
 
+@pytest.mark.slow
 def test_cli_without_cifar_exits_2_with_one_line(tmp_path, outputs):
     out = run_cli("train", "problem=cifar10", "controller=ema_alm", "device=cpu",
                   f"problem.root={tmp_path / 'nowhere'}")

@@ -14,11 +14,13 @@ from alm_bench.cli import complete_override, config_choices
 from conftest import REPO, read_summary, run_cli
 
 
+@pytest.mark.slow
 def test_version():
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == "alm-bench 0.1.0"
 
 
+@pytest.mark.slow
 def test_help_lists_config_groups():
     out = run_cli("--help")
     assert out.returncode == 0
@@ -26,6 +28,7 @@ def test_help_lists_config_groups():
         assert text in out.stdout, text
 
 
+@pytest.mark.slow
 def test_train_default_solves_the_seed_toy(tmp_path):
     run_dir = tmp_path / "run"
     out = run_cli("train", f"hydra.run.dir={run_dir}")
@@ -39,6 +42,7 @@ def test_train_default_solves_the_seed_toy(tmp_path):
     assert header[:3] == ["step", "objective", "max_violation"] and "rho" in header
 
 
+@pytest.mark.slow
 def test_train_hs071_reaches_published_optimum(tmp_path):
     out = run_cli("train", "problem=hs", "problem.name=hs071", "controller=classic_alm",
                   f"hydra.run.dir={tmp_path}")
@@ -47,6 +51,7 @@ def test_train_hs071_reaches_published_optimum(tmp_path):
     assert abs(summary["objective"] - 17.0140173) <= 1e-6 * 17.0140173
 
 
+@pytest.mark.slow
 def test_default_run_folder_layout(outputs):
     out = run_cli("train", "problem=hs", "problem.name=hs035")
     assert out.returncode == 0, out.stderr
@@ -54,6 +59,7 @@ def test_default_run_folder_layout(outputs):
     assert (run_dir / "summary.json").exists() and (run_dir / ".hydra" / "overrides.yaml").exists()
 
 
+@pytest.mark.slow
 def test_multirun_puts_both_jobs_in_one_sweep_folder(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_cli("train", "-m", "problem=hs", "problem.name=hs071,hs035", f"hydra.sweep.dir={sweep}")
@@ -64,6 +70,7 @@ def test_multirun_puts_both_jobs_in_one_sweep_folder(tmp_path):
     assert objectives["hs035"] == pytest.approx(1 / 9, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_cfg_job_prints_the_composed_config_without_running(outputs):
     out = run_cli("train", "--cfg", "job", "controller.rho=10")
     assert out.returncode == 0, out.stderr
@@ -72,6 +79,7 @@ def test_cfg_job_prints_the_composed_config_without_running(outputs):
     assert not outputs.exists()
 
 
+@pytest.mark.slow
 def test_hydra_help_lists_groups():
     out = run_cli("train", "--help")
     assert out.returncode == 0
@@ -80,12 +88,14 @@ def test_hydra_help_lists_groups():
     assert "classic_alm" in controllers.split(": ")[1].split(", ")
 
 
+@pytest.mark.slow
 def test_unknown_group_option_lists_the_choices():
     out = run_cli("train", "controller=no_such_controller")
     assert out.returncode != 0
     assert "no_such_controller" in out.stderr and "classic_alm" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("override, message", [
     ("controller.rho=-1", "controller.rho must be > 0, got -1"),
     ("controller.feasibility_tol=-1e-3", "controller.feasibility_tol must be > 0"),
@@ -103,6 +113,7 @@ def test_invalid_value_is_one_clear_line(override, message, tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_user_problem_plugs_in_without_touching_the_package(tmp_path):
     out = run_cli("train", "problem=custom", "problem._target_=my_problem.ClosestPointInDisc",
                   "+problem.radius=2", f"hydra.run.dir={tmp_path}", cwd=REPO / "examples")
@@ -112,6 +123,7 @@ def test_user_problem_plugs_in_without_touching_the_package(tmp_path):
     assert summary["objective"] == pytest.approx(summary["reference_objective"], rel=1e-8)
 
 
+@pytest.mark.slow
 def test_user_config_file_via_config_dir(tmp_path):
     conf = tmp_path / "my_conf" / "problem"
     conf.mkdir(parents=True)
@@ -124,10 +136,11 @@ def test_user_config_file_via_config_dir(tmp_path):
 
 def test_completion_of_groups_and_options():
     assert "controller=" in complete_override("contr")
-    assert complete_override("controller=cl") == ["controller=classic_alm"]
+    assert complete_override("controller=clas") == ["controller=classic_alm"]
     assert set(config_choices()) >= {"problem", "controller", "device", "logger", "experiment"}
 
 
+@pytest.mark.slow
 def test_shell_completion_through_the_installed_command():
     exe = Path(sys.executable).with_name("alm-bench")
     if not exe.exists():
@@ -138,12 +151,14 @@ def test_shell_completion_through_the_installed_command():
     assert "problem=hs" in out.stdout and "problem=quadratic" in out.stdout
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback_of_an_input_error(tmp_path):
     out = run_cli("--debug", "train", "controller.rho=-1", f"hydra.run.dir={tmp_path}")
     assert out.returncode == 2
     assert "Traceback" in out.stderr and out.stderr.rstrip().endswith("controller.rho must be > 0, got -1")
 
 
+@pytest.mark.slow
 def test_hydra_info():
     out = run_cli("train", "--info")
     assert out.returncode == 0 and "Hydra" in out.stdout and "alm_bench.conf" in out.stdout

@@ -16,10 +16,7 @@ from alm_bench.conic import measure as conic
 from alm_bench.conic.solvers import mixing as conic_mixing
 from alm_bench.runners import RunContext
 from alm_bench.conic.iterate import ConicIterate
-
-from test_sdp_solvers import Rows
-
-DATA = Path(__file__).parent / "data"
+from conftest import DATA, run_loop
 
 
 def small_graph(tmp_path: Path, n: int = 60, seed: int = 0) -> MaxCut:
@@ -55,7 +52,7 @@ def mixing_points(problem: MaxCut, checks: tuple[int, int]) -> list[ConicIterate
     """Mixing-method iterates after the given numbers of checks (feasible X, y from its multipliers)."""
     ctx = RunContext(output_dir=None, device=torch.device("cpu"))
     out = []
-    for k, it in enumerate(conic_mixing.iterate(problem, MixingMethod(check_every=5), ctx), 1):
+    for k, it in enumerate(conic_mixing.iterate(problem, MixingMethod(log_every=5), ctx), 1):
         if k in checks:
             out.append(it)
         if k == max(checks):
@@ -63,6 +60,7 @@ def mixing_points(problem: MaxCut, checks: tuple[int, int]) -> list[ConicIterate
     raise AssertionError("unreachable")
 
 
+@pytest.mark.slow
 def test_a_claim_on_an_optimistic_eigenvalue_is_confirmed_before_the_run_stops(tmp_path: Path, monkeypatch) -> None:
     problem = small_graph(tmp_path)
     problem.tol = 1e-4
@@ -76,9 +74,7 @@ def test_a_claim_on_an_optimistic_eigenvalue_is_confirmed_before_the_run_stops(t
     iterates = [ConicIterate(early.objective, early.residual, early.y, optimistic, early.factor),
                 ConicIterate(late.objective, late.residual, late.y, exact_late, late.factor)]
     monkeypatch.setattr(conic, "solver_iterations", lambda *args: iter(iterates))
-    rows = Rows()
-    summary = conic.run(problem, MixingMethod(), rows, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
-    first, second = rows.rows
+    summary, (first, second) = run_loop(problem, MixingMethod(), tmp_path)
     # The claim did not hold: the row carries the confirmed bound and the run went on.
     assert first["lambda_confirmed"] and first["max_eps"] > problem.tol
     assert first["bound"] == pytest.approx(float(problem.b @ early.y) + problem.n * confirmed_lambda_min(

@@ -8,8 +8,11 @@ import os
 import socket
 from pathlib import Path
 
+import pytest
 import torch
 import torch.multiprocessing as mp
+
+pytestmark = pytest.mark.slow   # two gloo worker processes train the classifier
 
 WORLD = 2
 
@@ -28,7 +31,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 
     from alm_bench.runners import distributed
     from alm_bench.controllers.ema_alm import EMAALM
-    from tiny_training import tiny_problem, train
+    from conftest import tiny_problem, train
 
     controller = EMAALM(dual_every=2)
     summary, _ = train(tiny_problem(max_steps=24, batch_size=32, log_every=4), controller, Path(out) / f"rank{rank}")

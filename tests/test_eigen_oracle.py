@@ -9,6 +9,7 @@ import torch
 
 from alm_bench.conic.eigen import BlockLOBPCG
 from alm_bench.conic.operators import CSROperator
+from conftest import DATA, run_loop
 
 
 def clustered_slack(n: int = 400, seed: int = 0) -> tuple[CSROperator, np.ndarray]:
@@ -81,13 +82,28 @@ def test_unconverged_lobpcg_falls_back_to_dense_and_counts_it() -> None:
 
 
 def test_arpack_fallback_matches_lapack_on_a_clustered_spectrum(monkeypatch) -> None:
+    """Above DENSE_LIMIT both reliable routes are ARPACK's: forced here at n = 400 (smallest_eigenpairs reads
+    the module's limit; certified_lambda_min takes it as an argument, bound when the module was imported),
+    and counted, so that the dense route cannot stand in for it unnoticed."""
     import alm_bench.conic.eigen as eo
 
     slack, exact = clustered_slack()
-    monkeypatch.setattr(eo, "DENSE_LIMIT", 10)  # force the ARPACK path at n = 400
+    real_eigsh, calls = eo.spla.eigsh, []
+
+    def counting_eigsh(*args, **kwargs):
+        calls.append(kwargs.get("k"))
+        return real_eigsh(*args, **kwargs)
+
+    monkeypatch.setattr(eo.spla, "eigsh", counting_eigsh)
+    monkeypatch.setattr(eo, "DENSE_LIMIT", 10)
     values, vectors = eo.smallest_eigenpairs(slack, 5)
+    assert calls == [5], "smallest_eigenpairs did not go through ARPACK"
     np.testing.assert_allclose(values, exact[:5], rtol=0, atol=1e-9)
-    assert eo.certified_lambda_min(slack) <= exact[0] <= eo.certified_lambda_min(slack) + 1e-8
+    residuals = np.linalg.norm(slack.scipy() @ vectors - vectors * values, axis=0)
+    assert residuals.max() <= 1e-8
+    bound = eo.certified_lambda_min(slack, dense_limit=10)
+    assert calls == [5, 1], "certified_lambda_min did not go through ARPACK"
+    assert bound <= exact[0] <= bound + 1e-8
 
 
 def test_a_claim_is_confirmed_by_the_exact_lambda_min_on_either_route(monkeypatch) -> None:
@@ -113,15 +129,11 @@ def test_a_claim_is_confirmed_by_the_exact_lambda_min_on_either_route(monkeypatc
 
 
 def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch, tmp_path) -> None:
-    from pathlib import Path
-
     import scipy.sparse.linalg as spla
 
     import alm_bench.conic.eigen as eo
     from alm_bench.conic.solvers.bala import BALA
     from alm_bench.conic.problems import MaxCut
-    from alm_bench.runners import RunContext
-    from alm_bench.conic.measure import run
 
     real_eigsh, calls = spla.eigsh, []
 
@@ -135,12 +147,9 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
     monkeypatch.setattr(eo, "DENSE_FALLBACK_LIMIT", 10)
     monkeypatch.setattr(eo.spla, "eigsh", never)
 
-    from test_sdp_solvers import Rows
-
-    rows = Rows()
-    problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-9, rounding_trials=1)
+    problem = MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1)
     # eig_max_iter = 2: LOBPCG hands most calls to the fallback
-    summary = run(problem, BALA(eig_max_iter=2), rows, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
+    summary, rows = run_loop(problem, BALA(eig_max_iter=2), tmp_path)
     assert summary["status"] == "failed" and "eigen-oracle did not converge" in summary["message"]
     assert "sdp_bound" not in summary and "cut_value" not in summary
-    assert summary["iterations"] == len(rows.rows) >= 1 and len(calls) == 4
+    assert summary["iterations"] == len(rows) >= 1 and len(calls) == 4

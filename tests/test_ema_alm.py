@@ -13,7 +13,7 @@ from alm_bench.errors import ConfigError
 from alm_bench.runners.precision import Precision
 from alm_bench.problems.budget import SpectralBudget
 from alm_bench.problems.models import small_cnn
-from tiny_training import tiny_problem, train
+from conftest import tiny_problem, train
 
 # ---- pure rules ------------------------------------------------------------------------------
 
@@ -126,11 +126,23 @@ def test_penalty_added_to_scaled_gradients_is_lost_which_the_check_above_would_c
 # ---- a real run: the constraint holds where the baseline breaks it ----------------------------
 
 
+# The dual ascent makes g cycle about its target -margin: lambda decays while g is feasible, and g drifts up
+# until the violation builds lambda again (late in these runs g still swings over ~0.08). Where the last step
+# falls in that cycle depends on the trajectory, which floating-point rounding changes (the CPU's kernels, the
+# thread count). With the default margin of 0.02 and 300 steps, 2 of 11 trajectories (seeds 0-5, 1 or 2
+# threads, one AMD machine) ended violated, up to g = +0.033; with margin 0.1 at 300 steps seed 1 ended at
+# 0.515 test accuracy. With margin 0.1 and 500 steps all 10 measured (seeds 0-5 on 1 thread, 0-3 on 2) ended
+# at g in [-0.134, -0.075] with test accuracy >= 0.745, while the baseline ended at g >= +0.869.
+STEPS, MARGIN = 500, 0.1
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_ema_alm_ends_feasible_where_unconstrained_does_not(tmp_path, seed):
     budget = lambda: SpectralBudget(bound="relative", value=0.0)  # noqa: E731  B = log K at initialisation
-    alm, alm_rows = train(tiny_problem(budget=budget(), max_steps=300), EMAALM(), tmp_path / "alm", seed=seed)
-    base, _ = train(tiny_problem(budget=budget(), max_steps=300), Unconstrained(), tmp_path / "base", seed=seed)
+    alm, alm_rows = train(tiny_problem(budget=budget(), max_steps=STEPS), EMAALM(margin=MARGIN), tmp_path / "alm",
+                          seed=seed)
+    base, _ = train(tiny_problem(budget=budget(), max_steps=STEPS), Unconstrained(), tmp_path / "base", seed=seed)
     assert alm["B"] == base["B"]  # paired: same data, same start, same bound
     assert base["g"] > 0.3, "the baseline should break this budget, else the test shows nothing"
     assert alm["g_ema"] <= 0 and alm["g"] <= 0, (alm["g_ema"], alm["g"])

@@ -2,48 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from alm_bench.report.runs import find_runs
-from conftest import ALM_BENCH, REPO, read_summary, run_cli
+from conftest import REPO, complete_rows, read_summary, run_cli, start_slow_run, wait_for_rows
 
-TESTS = Path(__file__).parent
-SLOW = ["problem=custom", "problem._target_=fault_problems.SlowToy", "controller.max_outer_iterations=200",
-        "controller.feasibility_tol=1e-14"]
-
-
-def start_slow_run(run_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([*ALM_BENCH, "train", *SLOW, f"hydra.run.dir={run_dir}"], cwd=TESTS, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_rows(run_dir: Path, rows: int, timeout: float = 120) -> None:
-    trace = run_dir / "trace.csv"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if trace.exists() and len(trace.read_text().splitlines()) > rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {rows} trace rows within {timeout} s")
-
-
-def complete_rows(run_dir: Path) -> list[dict]:
-    text = (run_dir / "trace.csv").read_text()
-    assert text.endswith("\n"), "the last row was not flushed whole"
-    rows = list(csv.DictReader(text.splitlines()))
-    assert all(None not in r.values() and "" not in r.values() for r in rows)
-    assert [int(r["step"]) for r in rows] == list(range(1, len(rows) + 1))
-    return rows
+pytestmark = pytest.mark.slow   # each test runs `alm-bench` in a subprocess
 
 
 @pytest.mark.parametrize("sig, exit_status", [(signal.SIGINT, 130), (signal.SIGTERM, 130)])

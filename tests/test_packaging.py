@@ -9,7 +9,11 @@ import sys
 import venv
 import zipfile
 
+import pytest
+
 from conftest import REPO, read_summary
+
+pytestmark = pytest.mark.slow   # builds a wheel and installs it into a fresh venv, in subprocesses
 
 
 def test_wheel_install_runs_from_another_folder(tmp_path):

@@ -92,6 +92,7 @@ def test_plot_axes_carry_metric_names(sweep):
     assert len(ax.lines) == 8
 
 
+@pytest.mark.slow
 def test_report_cli_and_metric_option(sweep, tmp_path):
     out = run_cli("report", str(sweep), "--metric", "test_accuracy", "--by", "controller",
                   "--baseline", "unconstrained", "--out", str(tmp_path / "r"))
@@ -100,6 +101,7 @@ def test_report_cli_and_metric_option(sweep, tmp_path):
     assert table.count("\n") == 3 and "test_accuracy" in table
 
 
+@pytest.mark.slow
 def test_report_errors_are_one_line(tmp_path, sweep):
     (tmp_path / "empty").mkdir()
     out = run_cli("report", str(tmp_path / "empty"))

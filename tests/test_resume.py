@@ -12,8 +12,7 @@ from alm_bench import checkpoint
 from alm_bench.controllers.auglag import AugLagController
 from alm_bench.controllers.ema_alm import EMAALM
 from alm_bench.errors import UserError
-from conftest import read_summary, run_cli
-from tiny_training import tiny_problem, train
+from conftest import read_summary, run_cli, tiny_problem, train
 
 STEPS, STOP_AT = 50, 23  # the stop falls mid-epoch (22 steps per epoch) and between trace rows
 
@@ -37,6 +36,7 @@ def _final_weights(run_dir):
     return checkpoint.load(checkpoint.last_path(run_dir))["model"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make_controller, precision", [(EMAALM, "fp32"), (EMAALM, "fp16"),
                                                         (lambda: AugLagController(max_inner_steps=10, force_not_converged=True), "fp32")])
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, make_controller, precision):

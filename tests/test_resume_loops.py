@@ -7,28 +7,17 @@ import signal
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 from alm_bench.errors import UserError
 from alm_bench.task import run
-from conftest import compose_config, read_summary, run_cli
-from test_faults import SLOW, complete_rows, start_slow_run, wait_for_rows
-
-DATA = Path(__file__).parent / "data"
-
-
-def solve(folder: Path, *overrides: str) -> dict:
-    cfg = compose_config(*overrides)
-    summary = run(cfg, folder)
-    (folder / ".hydra").mkdir(exist_ok=True)  # what Hydra writes into a run folder, which resume= reads
-    (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    return summary
+from conftest import (DATA, SLOW, complete_rows, compose_config, read_summary, run_cli, run_loop, run_task,
+                      start_slow_run, wait_for_rows)
 
 
 def stopped_and_resumed(tmp_path: Path, budget_key: str, stop_at: int, *overrides: str) -> tuple[dict, dict]:
-    whole = solve(tmp_path / "whole", *overrides)
-    solve(tmp_path / "stopped", *overrides, f"{budget_key}={stop_at}")
-    resumed = solve(tmp_path / "resumed", *overrides, f"resume={tmp_path / 'stopped'}")
+    whole = run_task(tmp_path / "whole", *overrides)
+    run_task(tmp_path / "stopped", *overrides, f"{budget_key}={stop_at}")
+    resumed = run_task(tmp_path / "resumed", *overrides, f"resume={tmp_path / 'stopped'}")
     assert whole["iterations"] > stop_at, "the run must go past the stop for this test to mean anything"
     return whole, resumed
 
@@ -50,12 +39,14 @@ def test_smooth_run_resumes_exactly(tmp_path):
 
 
 MCP100 = ("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "problem.tol=1e-5")
-G14 = ("problem=maxcut", f"problem.path={DATA / 'G14.txt'}", "problem.tol=1e-4", "problem.rounding_trials=1")
+G14 = ("problem=maxcut", f"problem.path={DATA / 'G14.txt'}", "problem.tol=1e-4", "problem.rounding_trials=1",
+       "controller.log_every=10")   # mixing: a row every 10 sweeps, so the run has rows to stop and resume at
 
 
-@pytest.mark.parametrize("controller, problem, value", [("bala", MCP100, 226.157351),
-                                                         ("classic_alm", MCP100, 226.157351),
-                                                         ("mixing", G14, 3191.5668)])
+@pytest.mark.parametrize("controller, problem, value", [
+    ("bala", MCP100, 226.157351), ("classic_alm", MCP100, 226.157351),
+    pytest.param("mixing", G14, 3191.5668, marks=pytest.mark.slow),   # 2.3 s
+])
 def test_conic_run_resumes_exactly(tmp_path, controller, problem, value):
     budget = "controller.max_outer_iterations" if controller == "classic_alm" else "controller.max_iterations"
     whole, resumed = stopped_and_resumed(tmp_path, budget, 2, *problem, f"controller={controller}")
@@ -71,21 +62,21 @@ def test_resume_refuses_a_problem_file_whose_data_changed(tmp_path):
     graph.write_text((DATA / "G14.txt").read_text())
     overrides = ("problem=maxcut", f"problem.path={graph}", "problem.tol=1e-4", "problem.rounding_trials=1",
                  "controller=bala")
-    solve(tmp_path / "stopped", *overrides, "controller.max_iterations=2")
-    assert solve(tmp_path / "same", *overrides, "controller.max_iterations=3",
-                 f"resume={tmp_path / 'stopped'}")["iterations"] == 3
+    run_task(tmp_path / "stopped", *overrides, "controller.max_iterations=2")
+    assert run_task(tmp_path / "same", *overrides, "controller.max_iterations=3",
+                    f"resume={tmp_path / 'stopped'}")["iterations"] == 3
     header, first, *rest = graph.read_text().splitlines()
     i, j, w = first.split()
     graph.write_text("\n".join([header, f"{i} {j} {int(w) + 1}", *rest]) + "\n")
     with pytest.raises(UserError, match=f"resume: {graph} no longer holds the problem"):
-        solve(tmp_path / "edited", *overrides, f"resume={tmp_path / 'stopped'}")
+        run_task(tmp_path / "edited", *overrides, f"resume={tmp_path / 'stopped'}")
     assert not (tmp_path / "edited" / "trace.csv").exists()
 
 
 def test_a_converged_conic_run_continues_to_a_smaller_tolerance(tmp_path):
     overrides = ("problem=sdp", f"problem.path={DATA / 'mcp100.dat-s'}", "controller=bala")
-    first = solve(tmp_path / "first", *overrides, "problem.tol=1e-3")
-    second = solve(tmp_path / "second", *overrides, "problem.tol=1e-7", f"resume={tmp_path / 'first'}")
+    first = run_task(tmp_path / "first", *overrides, "problem.tol=1e-3")
+    second = run_task(tmp_path / "second", *overrides, "problem.tol=1e-7", f"resume={tmp_path / 'first'}")
     assert first["status"] == second["status"] == "converged"
     assert second["iterations"] > first["iterations"] and max(second["eps_p"], second["eps_g"]) <= 1e-7
 
@@ -98,6 +89,7 @@ def test_scs_and_auglag_runs_refuse_resume_before_any_work(tmp_path):
         assert not (tmp_path / "new").exists()
 
 
+@pytest.mark.slow
 def test_sigint_then_resume_finishes_the_run(tmp_path):
     """The CLI path: a signal mid-run leaves a checkpoint; resume= goes on from it to a longer budget."""
     stopped = tmp_path / "stopped"
@@ -117,30 +109,18 @@ def test_sigint_then_resume_finishes_the_run(tmp_path):
 
 def test_a_loop_called_without_a_run_folder_keeps_no_checkpoint():
     """Benchmarks and notebooks call the loops with output_dir=None: they must run, writing nothing."""
-    import torch
-
     from alm_bench.controllers.classic_alm import ClassicALM
     from alm_bench.problems.hock_schittkowski import HockSchittkowski
-    from alm_bench.runners import RunContext
-    from alm_bench.runners.smooth import run as run_smooth
-    from alm_bench.tracking.base import Trackers
 
-    summary = run_smooth(HockSchittkowski("hs071"), ClassicALM(), Trackers([]),
-                         RunContext(output_dir=None, device=torch.device("cpu")))
+    summary, _ = run_loop(HockSchittkowski("hs071"), ClassicALM())
     assert summary["status"] == "converged" and abs(summary["objective"] - 17.0140173) < 1e-6
 
 
 def test_a_maxcut_solve_without_a_run_folder_rounds_but_writes_no_cut_file():
-    import torch
-
     from alm_bench.conic.solvers.mixing import MixingMethod
     from alm_bench.conic.problems import MaxCut
-    from alm_bench.runners import RunContext
-    from alm_bench.conic.measure import run as run_conic
-    from alm_bench.tracking.base import Trackers
 
-    problem = MaxCut(str(Path(__file__).parent / "data" / "G14.txt"), tol=1e-3, rounding_trials=2)
-    summary = run_conic(problem, MixingMethod(), Trackers([]), RunContext(output_dir=None, device=torch.device("cpu")))
+    summary, _ = run_loop(MaxCut(str(DATA / "G14.txt"), tol=1e-3, rounding_trials=2), MixingMethod())
     assert summary["status"] == "converged" and "cut_file" not in summary
     assert 0.878 * summary["sdp_bound"] <= summary["cut_value"] <= summary["sdp_bound"]
 

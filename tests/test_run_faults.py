@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 import torch
 
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.problems.base import Constraint, SmoothProblem
-from alm_bench.runners import RunContext
-from alm_bench.runners.smooth import run as run_smooth
-from alm_bench.tracking import FileTracker, Trackers
+from conftest import complete_rows, read_summary, run_loop
 
 
 class Sabotaged(SmoothProblem):
@@ -38,16 +33,10 @@ class Sabotaged(SmoothProblem):
         return [Constraint("x>=2", "ineq", lambda x: 2 - x)]
 
 
-def _run(problem, tmp_path):
-    files = FileTracker()
-    trackers = Trackers([files])
-    from alm_bench.tracking import RunInfo
-
-    trackers.start(RunInfo(output_dir=tmp_path, name="t"))
-    summary = run_smooth(problem, ClassicALM(rho=1.0), trackers, RunContext(output_dir=tmp_path, device=torch.device("cpu")))
-    trackers.finish(summary)
-    rows = list(csv.DictReader(open(tmp_path / "trace.csv")))
-    return json.loads((tmp_path / "summary.json").read_text()), rows
+def _run(problem, folder):
+    """The run folder's summary.json and trace.csv rows (each row whole, steps 1, 2, ...)."""
+    run_loop(problem, ClassicALM(rho=1.0), folder, files=True)
+    return read_summary(folder), complete_rows(folder)
 
 
 @pytest.mark.parametrize("fault, status", [("nan", "diverged"), ("interrupt", "interrupted")])

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tests.conftest import read_summary, run_cli
+import pytest
 
-DATA = Path(__file__).parent / "data"
+from conftest import DATA, read_summary, run_cli
+
+pytestmark = pytest.mark.slow   # each test runs `alm-bench solve` in a subprocess
 
 
 def only_run(outputs: Path) -> Path:

@@ -8,6 +8,7 @@ from alm_bench.cli import missing_plugin
 from conftest import read_summary, run_cli
 
 
+@pytest.mark.slow
 def test_joblib_sweep_runs_both_jobs_and_summarises(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "problem=hs",
@@ -19,6 +20,7 @@ def test_joblib_sweep_runs_both_jobs_and_summarises(tmp_path):
     assert "2 of 2 jobs ran" in out.stderr
 
 
+@pytest.mark.slow
 def test_submitit_local_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "seed=1,2",
@@ -28,6 +30,7 @@ def test_submitit_local_sweep(tmp_path):
     assert all(read_summary(sweep / j)["status"] == "converged" for j in ("0", "1"))
 
 
+@pytest.mark.slow
 def test_wandb_offline_sweep_groups_its_runs(tmp_path):
     sweep = tmp_path / "2026-01-01_00-00-00"
     out = run_cli("train", "-m", "logger=wandb", "seed=0,1", f"hydra.sweep.dir={sweep}")
@@ -50,6 +53,7 @@ def test_missing_plugin_is_one_clear_line(arg, monkeypatch):
     assert missing_plugin(["seed=1"]) is None
 
 
+@pytest.mark.slow
 def test_optuna_preset_tunes_against_the_summary_metric(tmp_path):
     sweep = tmp_path / "tune"
     out = run_cli("train", "-m", "experiment=tune_classic_alm", "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={sweep}")

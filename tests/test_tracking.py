@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from alm_bench.task import run
 from alm_bench.tracking import FileTracker, RunInfo
 from conftest import REPO, compose_config
@@ -39,6 +41,7 @@ def test_run_writes_trace_columns_and_summary(tmp_path):
     assert on_disk["status"] == "converged" and abs(on_disk["objective"] - 1 / 9) < 1e-9
 
 
+@pytest.mark.slow
 def test_wandb_offline_run_writes_its_files(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = compose_config("logger=wandb", "logger.wandb.project=alm-bench-test")
@@ -53,6 +56,7 @@ def test_wandb_offline_run_writes_its_files(tmp_path, monkeypatch):
         assert text in records, text
 
 
+@pytest.mark.slow
 def test_no_wandb_import_when_logging_is_local(tmp_path):
     code = (
         "import sys; sys.path.insert(0, 'tests'); from conftest import compose_config;"
