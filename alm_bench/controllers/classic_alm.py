@@ -158,6 +158,11 @@ class ClassicALM(StateDictMixin):
         return (stationarity <= self.stationarity_tol and violation <= self.feasibility_tol
                 and complementarity <= self.feasibility_tol)
 
+    def warm_up(self) -> None:
+        """torch.optim's first construction imports its compiler stack (~1.5 s): loops pay it before their
+        clock starts (the conic Burer-Monteiro loop builds an optimizer per outer step)."""
+        self.make_inner_optimizer([torch.zeros(1, dtype=torch.float64, requires_grad=True)])
+
     def make_inner_optimizer(self, params: list[Tensor]) -> torch.optim.Optimizer:
         spec = dict(self.inner_optimizer)
         cls = getattr(torch.optim, spec.pop("name"))

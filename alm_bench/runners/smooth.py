@@ -82,8 +82,7 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
 
     status, message = "max_iterations", ""
     x_good = x.detach().clone()
-    # torch.optim's first construction imports its compiler stack (~2 s): pay it before the clock starts.
-    controller.make_inner_optimizer([x])
+    controller.warm_up()   # one-time import costs before the clock starts
     start = time.perf_counter() - elapsed
     try:
         for step in range(first_step, controller.max_outer_iterations + 1):
