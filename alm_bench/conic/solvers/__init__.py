@@ -5,6 +5,7 @@ same way for every solver; `start` is a checkpointed loop state to continue from
     bala.py             BALA's config, state and update rules      bala_subproblem.py  its small QP (FISTA)
     bala_loop.py        BALA on an SDP (the spectral bundle)       bala_lp.py          BALA's LP variant
     burer_monteiro.py   classic ALM on the factor X = V V^T        mixing.py, scs.py   the baselines
+    clarabel.py, csdp.py  the interior-point peers (Clarabel and the CSDP program, each in a child process)
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from alm_bench.conic.lp import BoxLP
-from alm_bench.conic.solvers import bala_loop, bala_lp, burer_monteiro, mixing, scs
+from alm_bench.conic.solvers import bala_loop, bala_lp, burer_monteiro, clarabel, csdp, mixing, scs
 from alm_bench.conic.solvers.bala import BALA
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
 
 SDP_SOLVERS: dict[type, Callable[..., Iterator]] = {
     BALA: bala_loop.iterate, ClassicALM: burer_monteiro.iterate, mixing.MixingMethod: mixing.iterate,
-    scs.SCSSolver: scs.iterate}
+    scs.SCSSolver: scs.iterate, clarabel.ClarabelSolver: clarabel.iterate, csdp.CSDPSolver: csdp.iterate}
 LP_SOLVERS: dict[type, Callable[..., Iterator]] = {BALA: bala_lp.iterate}
 
 
