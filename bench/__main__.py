@@ -21,6 +21,7 @@ SUITES = {  # module -> title
     "nlp": "Classic ALM vs scipy on smooth NLPs",
     "step_time": "Constrained training: ALM step time vs AdamW",
     "sdp": "Max-Cut SDP: BALA, classic ALM (Burer–Monteiro), mixing method, SCS",
+    "sdpa": "SDPLIB: BALA, classic ALM (Burer–Monteiro), SCS, Clarabel, CSDP",
 }
 
 
