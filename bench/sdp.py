@@ -11,6 +11,8 @@ Data: $ALM_BENCH_SDP_DATA or ../shared/data (not in the repository).
     python -m bench.sdp --full     G1 G11 G14 G22 G43 G48 G55 G60, SCS capped at 15 minutes a call
     python -m bench.sdp --graphs G22 G43 --solvers bala mixing     a part of the full table
     python -m bench.sdp --graphs G1 G14 --repeat 3                  best of 3 interleaved runs each
+    MIXING_C=/path/to/mixing python -m bench.sdp ...               adds the mixing method's own C program
+                                                                    (bench/mixing_c.py says how to build it)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from alm_bench.conic.solvers.scs import SCSSolver
 from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.runners import RunContext
 from alm_bench.tracking import MemoryTracker
+from bench import mixing_c
 
 SDP_VALUE = {"G1": 12083.1977, "G11": 629.1647, "G14": 3191.5668, "G22": 14135.9457, "G43": 7032.2218,
              "G48": 6000.0, "G55": 11039.4604, "G60": 15222.2680}
@@ -97,7 +100,8 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
             "iterations": last.get("scs_iterations", last.get("sweeps", last.get("step"))),
             "bound": summary.get("sdp_bound"),
             "last": last.get("max_eps", float("nan")),
-            "rss_mb": peak_rss_mb() + last.get("scs_peak_rss_mb", 0.0)}   # SCS runs in a child process of its own
+            "rss_mb": peak_rss_mb() + last.get("scs_peak_rss_mb", 0.0),   # SCS runs in a child process of its own
+            "per_sweep_ms": (1e3 * sum(r["sweep_s"] for r in rows.rows) / last["sweeps"]) if "sweeps" in last else None}
 
 
 KILLED = {"reached": False, "took": None, "iterations": None, "bound": float("nan"), "last": float("nan"),
@@ -111,7 +115,7 @@ def measure_both(procs: FreshProcesses, graph: str, name: str, time_cap: float, 
     fine = procs.call(measure, graph, name, time_cap, scs_cap, 1e-6) or KILLED
     coarse = procs.call(measure, graph, name, time_cap, scs_cap, 5e-4) or KILLED
     out = {"bound": fine["bound"], "last": fine["last"], "rss_mb": max(fine["rss_mb"], coarse["rss_mb"]),
-           "k4": coarse is KILLED, "k6": fine is KILLED}
+           "k4": coarse is KILLED, "k6": fine is KILLED, "per_sweep_ms": fine.get("per_sweep_ms")}
     for key, m in (("4", coarse), ("6", fine)):
         out.update({f"t{key}": m["took"] if m["reached"] else None, f"i{key}": m["iterations"] if m["reached"] else None,
                     f"m{key}": None, f"u{key}": None})
@@ -221,15 +225,27 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
                 gap = abs(m["bound"] - SDP_VALUE[graph]) / SDP_VALUE[graph]
                 gap, last = (f"{v:.1e}" if v == v else "–" for v in (gap, m["last"]))   # nan: killed
                 rss = f"{m['rss_mb']:.0f}" if m["rss_mb"] else "–"
-                lines.append(f"| {graph} | {name} | {cell(m['t4'], m['m4'], m['u4'], m['k4'])} | {m['i4'] or '–'} | "
+                label = f"{name} ({m['per_sweep_ms']:.2f} ms/sweep)" if m.get("per_sweep_ms") else name
+                lines.append(f"| {graph} | {label} | {cell(m['t4'], m['m4'], m['u4'], m['k4'])} | {m['i4'] or '–'} | "
                              f"{cell(m['t6'], m['m6'], m['u6'], m['k6'])} | {m['i6'] or '–'} | {ratio} | {last} | "
                              f"{gap} | {rss} |")
                 print(lines[-1], flush=True)
+            if "mixing" in names and mixing_c.binary():   # the authors' C program, when MIXING_C names a build
+                c = procs.call(mixing_c.measure, folder / f"{graph}.txt")
+                if c is not None:
+                    ratio = f"{c['t4'] / bala_time:.2f}" if c["t4"] and bala_time else "–"
+                    lines.append(f"| {graph} | mixing, authors' C ({c['per_sweep_ms']:.2f} ms/sweep) | "
+                                 f"{cell(c['t4'], None, None)} | {c['i4'] or '–'} | {cell(c['t6'], None, None)} | "
+                                 f"{c['i6'] or '–'} | {ratio} | {c['last']:.1e} | – | – |")
+                    print(lines[-1], flush=True)
     finally:
         procs.close()
     caps = f"BALA, classic ALM and mixing stop at {time_cap:.0f} s, SCS at {scs_cap:.0f} s"
     best = f"; times are the best of {repeat} interleaved runs" if repeat > 1 else ""
-    return "\n".join(lines) + (f"\n\n({caps}{best}. Iterations: BALA's and classic ALM's outer ones, the "
+    reference = ("The authors' C row (MIXING_C): its own time at the first sweep that meets the tolerance, "
+                 "without a certificate (ours certifies it afterwards); the compiled mixing row counts its own. "
+                 if mixing_c.binary() else "No MIXING_C: the authors' C row is skipped. ")
+    return "\n".join(lines) + (f"\n\n({caps}{best}. {reference}Iterations: BALA's and classic ALM's outer ones, the "
                                f"mixing method's sweeps, SCS's own. Peak RSS: each solver's own process(es), "
                                f"including {baseline:.0f} MB for Python, torch and scipy alone, idle.)")
 

@@ -128,3 +128,12 @@ def test_sdp_without_a_derivable_trace_bound_asks_for_it(tmp_path: Path) -> None
     (tmp_path / "s.dat-s").write_text("1\n1\n2\n1.0\n0 1 1 1 1\n1 1 1 2 1\n")
     with pytest.raises(UserError, match="problem.trace_bound"):
         SDPAProblem(str(tmp_path / "s.dat-s"))
+
+
+def test_a_mat_file_that_crashes_scipys_reader_is_one_line_naming_it() -> None:
+    """A small .mat graph with one byte flipped, on which scipy.io.loadmat dies of a segmentation fault (found
+    by tests/test_reader_fuzz.py): the reader runs in a forked child, so the crash is one line, not the run's end."""
+    path = DATA / "damaged_crashes_scipy.mat"
+    with pytest.raises(UserError, match=r"damaged_crashes_scipy\.mat: .*scipy's reader crashed on it: signal SIG"):
+        read_graph(path)
+    assert read_graph(DATA / "G14_suitesparse.mat").shape == (800, 800)   # the child returns intact files whole

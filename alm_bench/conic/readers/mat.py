@@ -3,6 +3,9 @@ one sparse matrix named A, W or C (e.g. NicolasBoumal/maxcut). v7.3 files are HD
 
 from __future__ import annotations
 
+import faulthandler
+import multiprocessing
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +34,7 @@ def read_graph(path: Path) -> sp.csr_matrix:
         except Exception as err:  # h5py on a damaged file: OSError, KeyError, ...
             raise UserError(f"{path}: not a readable MATLAB v7.3 (HDF5) file ({one_line(err, 200)})") from None
         return adjacency(path, matrix)
-    try:
-        variables = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
-    except Exception as err:  # a damaged file surfaces as any of ValueError, IndexError, zlib.error, ...
-        raise UserError(f"{path}: not a readable MATLAB .mat file ({one_line(err, 200)})") from None
+    variables = _loadmat_isolated(path)
     problem = variables.get("Problem")
     if problem is not None:
         if not hasattr(problem, "A"):
@@ -47,6 +47,48 @@ def read_graph(path: Path) -> sp.csr_matrix:
     found = ", ".join(k for k in variables if not k.startswith("__")) or "nothing"
     raise UserError(f"{path}: expected a struct Problem with field A, or a matrix named A, W or C; "
                     f"the file holds {found}")
+
+
+def _loadmat(path: Path) -> dict:
+    try:
+        return scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
+    except Exception as err:  # a damaged file surfaces as any of ValueError, IndexError, zlib.error, ...
+        raise UserError(f"{path}: not a readable MATLAB .mat file ({one_line(err, 200)})") from None
+
+
+def _load_into(conn, path: Path) -> None:
+    faulthandler.disable()   # a crash here is reported by the parent in one line, not as a stack dump
+    try:
+        conn.send(("ok", _loadmat(path)))
+    except UserError as err:
+        conn.send(("error", str(err)))
+
+
+def _loadmat_isolated(path: Path) -> dict:
+    """scipy's .mat reader in a forked child: on some damaged files it crashes the process (a segmentation
+    fault in scipy.io.matlab, found by tests/test_reader_fuzz.py), which must be one line naming the file, not
+    the end of a run. A fork costs ~10 ms; where there is no fork, the reader runs here."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return _loadmat(path)
+    mp = multiprocessing.get_context("fork")
+    receive, send = mp.Pipe(duplex=False)
+    child = mp.Process(target=_load_into, args=(send, path), daemon=True)
+    child.start()
+    send.close()
+    try:
+        kind, value = receive.recv()
+    except EOFError:   # the child died before it could answer
+        kind, value = None, None
+    finally:
+        receive.close()
+        child.join()
+    if kind == "ok":
+        return value
+    if kind == "error":
+        raise UserError(value)
+    how = f"signal {signal.Signals(-child.exitcode).name}" if child.exitcode and child.exitcode < 0 else \
+        f"exit code {child.exitcode}"
+    raise UserError(f"{path}: not a readable MATLAB .mat file (scipy's reader crashed on it: {how})")
 
 
 def _as_matrix(path: Path, value: object, name: str) -> sp.spmatrix:
