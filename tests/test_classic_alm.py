@@ -168,3 +168,20 @@ def test_time_limit_stops_smooth_and_conic_runs_after_the_iteration_that_passes_
     assert smooth["iterations"] == 1 and "time limit" in smooth["message"]
     conic, _ = run_loop(MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1), ClassicALM(time_limit_s=1e-9))
     assert conic["iterations"] == 1 and "time limit" in conic["message"]
+
+
+def test_another_inner_optimizer_gets_only_its_own_options() -> None:
+    """controller.inner_optimizer.name=Adam lr=0.01 (the README's example): L-BFGS's defaults (max_iter,
+    line_search_fn) do not follow to Adam; LBFGS still gets them when nothing is set."""
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    adam = ClassicALM(inner_optimizer={"name": "Adam", "lr": 0.01, "max_iter": None, "line_search_fn": None})
+    optimizer = adam.make_inner_optimizer([x])
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["lr"] == 0.01
+    lbfgs = ClassicALM(inner_optimizer={"name": "LBFGS", "lr": None, "max_iter": None, "line_search_fn": None})
+    optimizer = lbfgs.make_inner_optimizer([x])
+    assert isinstance(optimizer, torch.optim.LBFGS)
+    assert (optimizer.defaults["lr"], optimizer.defaults["max_iter"], optimizer.defaults["line_search_fn"]) == \
+        (1.0, 100, "strong_wolfe")
+    assert ClassicALM().inner_optimizer == lbfgs.inner_optimizer
+    with pytest.raises(ConfigError, match="Adam rejected its options"):
+        ClassicALM(inner_optimizer={"name": "Adam", "max_iter": 5}).make_inner_optimizer([x])   # set by the user

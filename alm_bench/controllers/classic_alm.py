@@ -62,6 +62,11 @@ def algencan_initial_penalty(f0: float, h0: Tensor, g0: Tensor) -> float:
 
 # ---- the controller ---------------------------------------------------------------------------
 
+# Options the inner optimizer gets unless the config sets them, per optimizer class: choosing another one
+# (controller.inner_optimizer.name=Adam) must not carry L-BFGS's options to it (Adam takes no max_iter).
+OPTIMIZER_DEFAULTS = {"LBFGS": {"lr": 1.0, "max_iter": 100, "line_search_fn": "strong_wolfe"}}
+
+
 @dataclass
 class ClassicALMState:
     lam: Tensor = field(default_factory=lambda: torch.zeros(0))
@@ -121,8 +126,9 @@ class ClassicALM(StateDictMixin):
         self.inner_tol_decay = inner_tol_decay
         self.max_inner_steps = max_inner_steps
         self.newton_polish = bool(newton_polish)
-        self.inner_optimizer = dict(inner_optimizer or {"name": "LBFGS", "lr": 1.0, "max_iter": 100,
-                                                         "line_search_fn": "strong_wolfe"})
+        # An option left null means "not set": the class's own default, or ours for LBFGS (OPTIMIZER_DEFAULTS).
+        spec = {"name": "LBFGS", **{k: v for k, v in (inner_optimizer or {}).items() if v is not None}}
+        self.inner_optimizer = {**OPTIMIZER_DEFAULTS.get(str(spec["name"]), {}), **spec}
         if not hasattr(torch.optim, str(self.inner_optimizer.get("name"))):
             raise ConfigError(f"controller.inner_optimizer.name must name a torch.optim class, "
                               f"got {self.inner_optimizer.get('name')!r}")
