@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -84,9 +85,30 @@ def missing_plugin(args: list[str]) -> str | None:
     return None
 
 
+OPTION = re.compile(r"^[A-Za-z0-9_.-]+$")
+OWN_CONFIGS = ("--config-dir", "-cd", "--config-path", "-cp")   # a user's folder may add options to a group
+
+
+def unknown_option(args: list[str]) -> str | None:
+    """The one-line error for `group=option` naming an option the group does not have (Hydra would exit 1
+    with a multi-line message), else None. Comma lists (sweeps) are checked element by element; sweep
+    functions (choice(...), glob(...)) and runs with a config folder of the user's own are left to Hydra."""
+    if any(arg.split("=", 1)[0] in OWN_CONFIGS for arg in args) or any("hydra.searchpath" in arg for arg in args):
+        return None
+    choices = config_choices()
+    for arg in args:
+        group, sep, value = arg.partition("=")
+        if not sep or group not in choices or "(" in value:
+            continue
+        for option in value.split(","):
+            if OPTION.match(option) and option != "null" and option not in choices[group]:
+                return f"{group}={option}: no such option; {group} is one of {', '.join(choices[group])}"
+    return None
+
+
 def launch(args: list[str]) -> None:
     """Run the Hydra task with `args` as its command line (overrides, -m, --cfg, -h, ...)."""
-    problem = missing_plugin(args)
+    problem = missing_plugin(args) or unknown_option(args)
     if problem:
         typer.echo(f"alm-bench: error: {problem}", err=True)
         raise typer.Exit(2)

@@ -173,3 +173,16 @@ def test_run_folder_stamp_is_shared_by_torchrun_ranks(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     # every rank is a child of the same agent: same parent pid and start time -> the same folder
     assert run_stamp() == run_stamp() and run_stamp().endswith(f"-torchrun{os.getppid()}")
+
+
+@pytest.mark.slow
+def test_an_unknown_group_option_is_one_line_and_exit_status_2(tmp_path):
+    """As the README says for every bad input: one line naming it and the choices, exit status 2 (Hydra's own
+    message spans lines and exits 1), also inside a sweep's comma list."""
+    for args in (["train", "controller=nope"], ["train", "-m", "controller=classic_alm,nope"]):
+        result = run_cli(*args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines == ["alm-bench: error: controller=nope: no such option; controller is one of auglag, bala, "
+                         "clarabel, classic_alm, csdp, ema_alm, mixing, scs, unconstrained"]
+    assert not (tmp_path / "outputs").exists()

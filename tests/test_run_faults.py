@@ -54,3 +54,12 @@ def test_fault_keeps_trace_and_writes_summary(fault, status, tmp_path):
         assert all(v != "" for v in row.values())
         assert all(float(v) == float(v) for k, v in row.items())
     assert summary["objective"] == pytest.approx(float(rows[-1]["objective"]))
+
+
+def test_a_problem_that_is_nan_at_its_initial_point_is_diverged_in_one_line(tmp_path):
+    """Nothing to iterate from: status diverged with the reason, no trace, and no traceback (it was 'failed')."""
+    summary, rows = run_loop(Sabotaged(after=0, fault="nan"), ClassicALM(rho=1.0), tmp_path, files=True)
+    assert summary["status"] == "diverged" and summary["iterations"] == 0 and rows == []
+    assert summary["message"] == ("diverged: objective became NaN/Inf at the initial point; the trace up to the "
+                                  "last finite step is kept")
+    assert read_summary(tmp_path)["status"] == "diverged"

@@ -61,7 +61,12 @@ def run(problem: SmoothProblem, controller: ClassicALM, trackers: Trackers, ctx:
     x = problem.initial_point().to(device=ctx.device, dtype=problem.dtype).clone().requires_grad_(True)
     with torch.no_grad():
         e0 = evaluate(problem, x)
-    check_finite(e0, "at the initial point")
+    try:
+        check_finite(e0, "at the initial point")
+    except Diverged as err:   # nothing to iterate from: a diverged run without a trace, not a traceback
+        stop = stop_for(err, ctx.output_dir)
+        return {"status": stop.status, "message": stop.message, "objective": float(e0.objective),
+                "max_violation": max_violation(e0.eq, e0.ineq), "iterations": 0, "wall_time_s": 0.0}
     eq_names, ineq_names = constraint_names(problem, x.detach())
     per_constraint = len(eq_names) + len(ineq_names) <= PER_CONSTRAINT_COLUMNS
     last = {"objective": float(e0.objective), "max_violation": max_violation(e0.eq, e0.ineq)}
