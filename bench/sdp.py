@@ -81,6 +81,17 @@ def controllers(graph: str, time_cap: float, scs_cap: float, scs_eps: float) -> 
             "scs": SCSSolver(eps=scs_eps, time_limit_s=scs_cap, trace_every=None)}   # one call: SCS's own run
 
 
+# A one-call peer's own solve time and iterations; the mixing method's sweeps; else the run's time and rows.
+OWN_TIME = ("scs_solve_s", "clarabel_solve_s", "csdp_solve_s", "wall_time_s")
+OWN_ITERATIONS = ("scs_iterations", "clarabel_iterations", "csdp_iterations", "sweeps", "step")
+
+
+def own_time_and_iterations(last: dict) -> tuple[float | None, int | None]:
+    """From a run's last trace row: the time and iteration count that the benchmark tables report."""
+    return (next((last[k] for k in OWN_TIME if k in last), None),
+            next((last[k] for k in OWN_ITERATIONS if k in last), None))
+
+
 def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, scs_eps: float | None = None) -> dict:
     """One solver on one graph to `tol`, in a fresh process (see `run`): the time and iterations to its stop,
     which the runner makes only after a reliable lambda_min confirms the bound (a trace row that crosses a
@@ -95,9 +106,8 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
     if summary["status"] == "failed" and not rows.rows:   # SCS's own process was killed (out of memory)
         return None
     last = rows.rows[-1] if rows.rows else {}
-    return {"reached": summary["status"] == "converged", "took": last.get("scs_solve_s", last.get("wall_time_s")),
-            # SCS's own iterations, the mixing method's sweeps, else the solver's iterations (trace rows)
-            "iterations": last.get("scs_iterations", last.get("sweeps", last.get("step"))),
+    took, iterations = own_time_and_iterations(last)
+    return {"reached": summary["status"] == "converged", "took": took, "iterations": iterations,
             "bound": summary.get("sdp_bound"),
             "last": last.get("max_eps", float("nan")),
             "rss_mb": peak_rss_mb() + last.get("scs_peak_rss_mb", 0.0),   # SCS runs in a child process of its own

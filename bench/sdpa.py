@@ -28,7 +28,7 @@ from alm_bench.controllers.classic_alm import ClassicALM
 from alm_bench.errors import UserError
 from alm_bench.runners import RunContext
 from alm_bench.tracking import MemoryTracker
-from bench.sdp import FreshProcesses, cell, data_dir, peak_rss_mb
+from bench.sdp import FreshProcesses, cell, data_dir, own_time_and_iterations, peak_rss_mb
 
 # The SDPLIB optimal values in the file's (SDPA dual, maximisation) convention, which our sdp_bound reports;
 # maxG51 and qpG51 as corrected in the data README (the table's values are misprints for these files).
@@ -79,10 +79,7 @@ def measure(file: str, name: str, cap: float, tol: float) -> dict:
         text = str(err)
         return {"error": "refused: needs problem.trace_bound" if "trace_bound" in text else text[:80]}
     last = rows.rows[-1] if rows.rows else {}
-    took = next((last[k] for k in ("scs_solve_s", "clarabel_solve_s", "csdp_solve_s") if k in last),
-                last.get("wall_time_s"))
-    iterations = next((last[k] for k in ("scs_iterations", "clarabel_iterations", "csdp_iterations") if k in last),
-                      last.get("step"))
+    took, iterations = own_time_and_iterations(last)
     peak = peak_rss_mb() + last.get("scs_peak_rss_mb", 0.0)
     return {"reached": summary["status"] == "converged", "took": took, "iterations": iterations,
             "bound": summary.get("sdp_bound", float("nan")), "last": last.get("max_eps", float("nan")),

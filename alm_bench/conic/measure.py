@@ -28,7 +28,7 @@ from alm_bench import checkpoint
 from alm_bench.conic.eigen import DENSE_LIMIT, certified_lambda_min, confirmed_lambda_min
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.lp import BoxLP
-from alm_bench.conic.problems import ConicSDP, MaxCut
+from alm_bench.conic.problems import ConicSDP, MaxCut, relative_gap
 from alm_bench.conic.solvers import solver_loop
 from alm_bench.errors import UserError
 from alm_bench.problems.base import relative_error
@@ -85,10 +85,6 @@ def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tup
     values = np.linalg.eigvalsh(problem.slack(y).scipy().toarray())
     negative = float(np.sqrt((np.minimum(values, 0.0) ** 2).sum()))
     return by, negative / (1 + problem.c_norm), bound
-
-
-def relative_gap(primal: float, dual: float) -> float:
-    return abs(primal - dual) / (1 + abs(primal) + abs(dual))
 
 
 def primal_candidates(problem: ConicSDP, it: ConicIterate) -> list[tuple[str, float, torch.Tensor]]:

@@ -38,6 +38,11 @@ def factor_rank(m: int, n: int) -> int:
     return min(n, math.ceil(math.sqrt(2 * m)) + 1)
 
 
+def relative_gap(primal: float, dual: float) -> float:
+    """eps_g: |primal - dual| / (1 + |primal| + |dual|)."""
+    return abs(primal - dual) / (1 + abs(primal) + abs(dual))
+
+
 class ConicSDP:
     """min <C, X> s.t. <A_k, X> = b_k (k = 1..m), X PSD of order n, given C and the A_k as sparse triplets."""
 

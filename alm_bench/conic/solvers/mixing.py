@@ -29,7 +29,7 @@ import torch
 
 from alm_bench.conic.eigen import BlockLOBPCG
 from alm_bench.conic.iterate import ConicIterate
-from alm_bench.conic.problems import ConicSDP, factor_rank
+from alm_bench.conic.problems import ConicSDP, factor_rank, relative_gap
 from alm_bench.controllers.base import StateDictMixin
 from alm_bench.errors import UserError, require, require_int, require_positive
 from alm_bench.runners import RunContext
@@ -128,10 +128,6 @@ def _sweep(indptr, indices, data, v, radius, g, y, c_diag):   # compiled by swee
     return decrease
 
 
-def relative_gap(objective: float, bound: float) -> float:
-    return abs(objective - bound) / (1 + abs(objective) + abs(bound))
-
-
 def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     if not problem.has_diagonal_constraints():
         raise UserError(f"controller=mixing solves SDPs whose constraints are diag(X) = b (Max-Cut); "
@@ -172,11 +168,14 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
 
     def ritz_value(y: np.ndarray) -> float:
         """The smallest Ritz value of C - Diag(y) on the basis (>= lambda_min): P^T C P is fixed per basis, so
-        this costs n r^2 per call, a tenth of a sweep on G1."""
+        this costs n r^2 per call (ESTIMATE_COLUMNS)."""
         return float(np.linalg.eigvalsh(basis_c - basis.T @ (basis * y[:, None]))[0])
 
+    def gap_at(y: np.ndarray, lam: float) -> float:
+        return relative_gap(objective, problem.dual_bound(torch.from_numpy(y), lam))
+
     def estimated_gap(y: np.ndarray) -> float:
-        return relative_gap(objective, float(b @ y) + gamma * min(0.0, ritz_value(y)))
+        return gap_at(y, ritz_value(y))
 
     def refresh(y: np.ndarray, for_claim: bool) -> int:
         """LOBPCG at y, warm from its last block: the estimate's basis and P^T C P. Returns its iterations. Without
@@ -194,7 +193,6 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
                            fallback=False)
             iterations += found.iterations
             eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
-        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = np.linalg.qr(oracle.block.numpy()[:, :ESTIMATE_COLUMNS])[0]
         basis_c = basis.T @ (c @ basis)
         return iterations
@@ -238,7 +236,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
             eig_iters += refresh(y, for_claim=True)
             oracle_s += time.perf_counter() - t1
         lam = ritz_value(y)   # a Ritz value: >= lambda_min, so the harness confirms a claim before it stops
-        claims += relative_gap(objective, float(b @ y) + gamma * min(0.0, lam)) <= tol
+        claims += gap_at(y, lam) <= tol
         residual = torch.from_numpy((v * v).sum(axis=1) - b)
         factor = torch.from_numpy(v.copy())   # sweeps change v in place
         yield ConicIterate(objective=objective, residual=residual, y=torch.from_numpy(y), lambda_min=lam,
