@@ -81,13 +81,13 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     require(isinstance(cfg.seed, int), "seed", "an integer", cfg.seed)
     console = Console(stderr=True)
     device = resolve_device(cfg.device.name)
-    console.print(f"device: {describe(device)} (device={cfg.device.name})")
     seed_everything(cfg.seed)
     problem = build(cfg.problem, "problem")
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
     if cfg.get("resume"):
         check_resume(cfg, Path(cfg.resume), problem.kind, controller)
+    console.print(f"device: {describe(device)} (device={cfg.device.name})")   # once the input is known good
 
     # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
     trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])
