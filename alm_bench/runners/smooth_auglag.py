@@ -59,9 +59,9 @@ def run(problem: SmoothProblem, controller, trackers: Trackers, ctx: RunContext)
         status, message = stop.status, stop.message
     with torch.no_grad():
         e = evaluate(problem, x_good)
-    violation = max_violation(e.eq, e.ineq)
-    stationarity = best_multiplier_stationarity(problem, x_good, controller.config.penalty_tolerance)
+    violation, stationarity = max_violation(e.eq, e.ineq), float("nan")
     if status == "max_iterations":   # not diverged or interrupted: judge the point the loop ended at
+        stationarity = best_multiplier_stationarity(problem, x_good, controller.config.penalty_tolerance)
         status, message = _judge(controller, stopped, violation, stationarity, step, message)
     summary = {"status": status, "message": message, "objective": float(e.objective),
                "max_violation": violation, "stationarity": stationarity, "iterations": step,
