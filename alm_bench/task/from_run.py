@@ -81,8 +81,9 @@ def plan(args: list[str]) -> tuple[Path | None, list[str]]:
         k += 1
     resumed = [Path(v) for v in map(_resume_value, rest) if v is not None]
     if folder is not None and config_name not in (None, "config"):
-        raise UserError(f"{how}: a run folder holds one config, config.yaml (the composed one); "
-                        f"use --config-name config, not {config_name}")
+        raise UserError(f"{how}: a run folder holds one config, config.yaml (the composed one), not "
+                        f"{config_name}; rerun it with: alm-bench train --config-dir {folder}/.hydra --config-name "
+                        f"config")
     if resumed and folder is None:
         folder = run_folder(resumed[-1])
         if folder is None:
