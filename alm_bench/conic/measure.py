@@ -123,6 +123,9 @@ def evaluate(problem: ConicSDP, it: ConicIterate, lambda_min: float, candidates:
             "iterate_max_eps": scored[0][0]}
 
 
+CLAIM_TEST_SHARES = (1e-3, 0.5, 1.0)   # confirm_claim's tests: how far from the claimed lambda to the threshold
+
+
 def claim_threshold(problem: ConicSDP, it: ConicIterate, candidates: list, b_norm: float) -> float:
     """The smallest lambda_min at which the claim still holds: the bound <b, y> + gamma min(0, lambda_min) may
     fall to the lowest dual value within the tolerance of a primal candidate that is feasible within it."""
@@ -135,13 +138,17 @@ def claim_threshold(problem: ConicSDP, it: ConicIterate, candidates: list, b_nor
 def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: list, b_norm: float) -> float:
     """A reliable lower bound on lambda_min at it.y, for a claim that rests on the solver's lam (a Ritz value,
     which can only be optimistic). Where the claim is all that needs deciding (an exact dual shift, so eps_d =
-    0) and a dense Cholesky is affordable, it answers "lambda_min >= t?" at t halfway to the claim's threshold,
-    then at the threshold; the exact lambda_min only when both fail (the claim does not hold) or elsewhere."""
+    0) and a dense Cholesky is affordable, it answers "lambda_min >= t?" at t a thousandth, half and all of the
+    way from the claimed value to the claim's threshold (the first keeps the row's bound as tight as the
+    solver's own where that is accurate: an interior-point peer's, BALA's at the end); the exact lambda_min
+    only when all three fail (the claim does not hold), or for other problems and orders."""
     if problem.identity_multiplier is not None and problem.n <= CHOLESKY_LIMIT:
         threshold = claim_threshold(problem, it, candidates, b_norm)
         slack = problem.slack(it.y)
-        for t in (0.5 * (min(lam, 0.0) + threshold), threshold):
-            if t <= min(lam, 0.0) and (certified := lambda_min_at_least(slack, t)) is not None:
+        claimed = min(lam, 0.0)
+        for share in CLAIM_TEST_SHARES:
+            t = claimed + share * (threshold - claimed)
+            if t <= claimed and (certified := lambda_min_at_least(slack, t)) is not None:
                 return min(lam, certified)
     return min(lam, confirmed_lambda_min(problem.slack(it.y)))
 
