@@ -112,12 +112,19 @@ def launch(args: list[str]) -> None:
     if problem:
         typer.echo(f"alm-bench: error: {problem}", err=True)
         raise typer.Exit(2)
-    sys.argv = ["alm-bench", *args]
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # so problem._target_=my_module.MyProblem finds the user's module
+    from alm_bench.errors import UserError
     from alm_bench.task import main
+    from alm_bench.task.from_run import starting_from_a_run
 
-    main()
+    try:
+        with starting_from_a_run(args) as hydra_args:  # a rerun or resume= composes the run folder's config
+            sys.argv = ["alm-bench", *hydra_args]
+            main()
+    except UserError as err:   # raised before Hydra starts (a run folder that cannot be read)
+        typer.echo(f"alm-bench: error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}

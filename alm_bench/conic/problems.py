@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from alm_bench.conic.operators import CSROperator
-from alm_bench.conic.readers import read_graph
+from alm_bench.conic.readers import read_graph_file
 from alm_bench.conic.readers.checks import existing_file
 from alm_bench.conic.readers.sdpa import read_sdpa
 from alm_bench.errors import ConfigError, UserError, require, require_int, require_positive
@@ -242,7 +242,8 @@ class MaxCut(ConicSDP):
         require(bool(path), "problem.path", "the graph file to solve (.mat, .mtx or rudy text)", path)
         require_int("problem.rounding_trials", rounding_trials)
         file = existing_file(path)
-        self.adjacency = read_graph(file)
+        graph = read_graph_file(file)
+        self.adjacency, self.read_as, self.file_optimal_cost = graph.adjacency, graph.read_as, graph.optimal_cost
         self.rounding_trials, self.local_search = rounding_trials, bool(local_search)
         w = self.adjacency
         laplacian = sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w
@@ -270,7 +271,11 @@ class MaxCut(ConicSDP):
         return True
 
     def summary_fields(self) -> dict[str, Any]:
-        return {"file": self.source, "vertices": self.n, "edges": int(self.adjacency.nnz // 2)}
+        fields = {"file": self.source, "read_as": self.read_as, "vertices": self.n,
+                  "edges": int(self.adjacency.nnz // 2)}
+        if self.file_optimal_cost is not None:   # the optimum a cost-matrix file carries, for comparison
+            fields["file_sdp_bound"] = -self.file_optimal_cost
+        return fields
 
 
 def _stem(path: Path) -> str:

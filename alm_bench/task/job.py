@@ -7,6 +7,7 @@ which the CLI calls after rewriting sys.argv, so -m, --cfg, sweeps and launchers
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -81,13 +82,13 @@ def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = N
     require(isinstance(cfg.seed, int), "seed", "an integer", cfg.seed)
     console = Console(stderr=True)
     device = resolve_device(cfg.device.name)
-    console.print(f"device: {describe(device)} (device={cfg.device.name})")
     seed_everything(cfg.seed)
     problem = build(cfg.problem, "problem")
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
     if cfg.get("resume"):
         check_resume(cfg, Path(cfg.resume), problem.kind, controller)
+    console.print(f"device: {describe(device)} (device={cfg.device.name})")   # once the input is known good
 
     # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
     trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])
@@ -122,6 +123,24 @@ def _failed_job(output_dir: Path, err: BaseException) -> dict[str, Any]:
     return summary
 
 
+HYDRA_RECORD = {"config.yaml", "hydra.yaml", "overrides.yaml"}   # what Hydra writes before the job starts
+
+
+def discard_unstarted(output_dir: Path) -> None:
+    """A refused command leaves no run folder behind: remove Hydra's record of the job and the folder (and
+    its date folder) when nothing else is in them, i.e. when the run never started."""
+    record = output_dir / ".hydra"
+    if not record.is_dir() or {p.name for p in output_dir.iterdir()} != {".hydra"} \
+            or not {p.name for p in record.iterdir()} <= HYDRA_RECORD:
+        return
+    shutil.rmtree(record, ignore_errors=True)
+    for folder in (output_dir, output_dir.parent):
+        try:
+            folder.rmdir()
+        except OSError:   # not empty (other runs of the day, or a folder the user named): keep it
+            break
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
@@ -133,6 +152,7 @@ def main(cfg: DictConfig) -> float | None:
                       name=hc.job.override_dirname or None if multirun else None)
     except UserError as err:
         if not multirun:
+            discard_unstarted(output_dir)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exception(err)
             print(f"alm-bench: error: {err}", file=sys.stderr)
