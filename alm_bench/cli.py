@@ -12,27 +12,8 @@ from pathlib import Path
 
 import typer
 
-from alm_bench import __version__
-
-
-def config_choices() -> dict[str, list[str]]:
-    """Every config group under conf/ and the options it offers (file names without .yaml)."""
-    root = resources.files("alm_bench.conf")
-    groups = {
-        group.name: sorted(f.name[: -len(".yaml")] for f in group.iterdir() if f.name.endswith(".yaml"))
-        for group in sorted(root.iterdir(), key=lambda p: p.name)
-        if group.is_dir() and not group.name.startswith(("_", "."))
-    }
-    return {name: options for name, options in groups.items() if options}
-
-
-def complete_override(incomplete: str) -> list[str]:
-    """Shell completion: `contr` -> `controller=`, `controller=c` -> `controller=classic_alm`."""
-    choices = config_choices()
-    if "=" in incomplete:
-        group, prefix = incomplete.split("=", 1)
-        return [f"{group}={o}" for o in choices.get(group.lstrip("+~"), []) if o.startswith(prefix)]
-    return [f"{g}=" for g in choices if g.startswith(incomplete)]
+from alm_bench import __version__, completion
+from alm_bench.completion import complete_override, config_choices  # noqa: F401  (the CLI's completion API)
 
 
 def _groups_help() -> str:
@@ -40,12 +21,26 @@ def _groups_help() -> str:
     return "Config groups (choose with group=option):\n\n" + "\n\n".join(lines)
 
 
-app = typer.Typer(
+class App(typer.Typer):
+    """The command, which first answers a shell's completion request when one is made (completion.py)."""
+
+    def __call__(self, *args, **kwargs):
+        shell = os.environ.get(completion.COMPLETE_VAR)
+        if shell:
+            sys.stdout.write(completion.respond(dict(os.environ)))
+            raise SystemExit(0)
+        if sys.argv[1:] in (["--show-completion"], ["--install-completion"]):
+            sys.argv.append(completion.detect_shell())  # as Typer's own options did: the login shell
+        return super().__call__(*args, **kwargs)
+
+
+app = App(
     name="alm-bench",
     help="Run constrained optimisation under augmented Lagrangian controllers (Hydra configs, W&B traces).",
     epilog=_groups_help(),
     no_args_is_help=True,
     rich_markup_mode=None,
+    add_completion=False,   # ours (completion.py) completes group=option pairs in bash and zsh
 )
 
 
@@ -55,10 +50,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _show_completion(shell: str | None) -> None:
+    if shell is not None:
+        try:
+            typer.echo(completion.script(shell), nl=False)
+        except ValueError as err:
+            typer.echo(f"alm-bench: error: {err}", err=True)
+            raise typer.Exit(2) from None
+        raise typer.Exit()
+
+
+def _install_completion(shell: str | None) -> None:
+    if shell is not None:
+        try:
+            typer.echo(completion.install(shell))
+        except ValueError as err:
+            typer.echo(f"alm-bench: error: {err}", err=True)
+            raise typer.Exit(2) from None
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit."),
-          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors.")) -> None:
+          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors."),
+          show_completion: str = typer.Option(
+              None, "--show-completion", metavar="[bash|zsh]", callback=_show_completion, is_eager=True,
+              expose_value=False, help='Print the completion script: eval "$(alm-bench --show-completion bash)".'),
+          install_completion: str = typer.Option(
+              None, "--install-completion", metavar="[bash|zsh]", callback=_install_completion, is_eager=True,
+              expose_value=False, help="Add that eval line to ~/.bashrc or ~/.zshrc.")) -> None:
     """alm-bench: augmented Lagrangian experiments."""
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own switch; alm-bench's errors honour it too
@@ -143,7 +164,7 @@ HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @app.command(context_settings=HYDRA_ARGS, add_help_option=False)
 def train(overrides: list[str] = typer.Argument(
-        None, autocompletion=complete_override, show_default=False,
+        None, show_default=False,
         help="Hydra overrides (group=option, key=value), -m/--multirun for sweeps, --cfg job, -h/--help, --info.")
 ) -> None:
     """Solve a problem with a controller: `alm-bench train problem=hs problem.name=hs071`.
@@ -221,7 +242,7 @@ def _solve(problem: str, file: str, overrides: list[str] | None) -> None:
 def solve_maxcut(
     file: str = typer.Argument(..., help="Graph file: .mat (SuiteSparse or plain), rudy/G-set text, or .mtx. "
                                          "Several, comma-separated, sweep with -m."),
-    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+    overrides: list[str] = typer.Argument(None, show_default=False,
                                           help="Hydra overrides, e.g. controller=classic_alm problem.tol=1e-4, -m."),
 ) -> None:
     """Max-Cut SDP bound (certified), a rounded cut, eps_p/eps_d/eps_g and timings; BALA by default."""
@@ -231,7 +252,7 @@ def solve_maxcut(
 @solve_app.command("sdp", context_settings=HYDRA_ARGS)
 def solve_sdp(
     file: str = typer.Argument(..., help="SDPA sparse file (.dat-s, gzip accepted)."),
-    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+    overrides: list[str] = typer.Argument(None, show_default=False,
                                           help="Hydra overrides, e.g. problem.trace_bound=100 controller=scs, -m."),
 ) -> None:
     """An SDP in SDPA format: certified bound and eps_p/eps_d/eps_g; BALA by default."""
