@@ -318,3 +318,32 @@ def test_report_cli_refuses_to_pair_different_problems(tmp_path):
     assert out.returncode == 2 and out.stderr == ("alm-bench: error: --by problem.name: its values are different "
                                                   "problems (hs071, hs035); a paired comparison compares two "
                                                   "settings on the same problem\n")
+
+
+def test_runs_on_different_problems_get_a_row_and_a_bound_gap_each(tmp_path):
+    finals = {("G1", "bala"): 12083.2, ("G1", "mixing"): 12083.19, ("G14", "bala"): 3191.6, ("G14", "mixing"): 3191.59}
+    for job, ((graph, controller), final) in enumerate(finals.items()):
+        trace = [{"step": s, "bound": -final - 10.0 / s**3, "max_eps": 10.0 ** -s, "wall_time_s": 0.1 * s}
+                 for s in range(1, 5)]
+        make_job(tmp_path / "sw" / str(job), {"problem.path": f"/g/{graph}.mat", "controller": controller},
+                 {"seed": 0, "problem": {"path": f"/g/{graph}.mat"}, "problem_kind": "maxcut"},
+                 {"status": "converged", "problem": graph, "sdp_bound": final}, trace)
+    runs = plots.with_bound_gap(find_runs([tmp_path / "sw"]))
+    last_gap = {r.problem[0] + "/" + r.value("controller"): r.trace[-1]["bound_gap"] for r in runs}
+    # each graph's reference is its own best final bound (mixing's: the larger of the two negated bounds)
+    assert last_gap == pytest.approx({"G1/bala": 0.01, "G1/mixing": 0.0, "G14/bala": 0.01, "G14/mixing": 0.0},
+                                     abs=1e-9)
+    fig = plots.figure(runs, "bound_gap")
+    assert len(fig.axes) == 4 and [ax.get_ylabel().split("\n")[0] for ax in fig.axes[::2]] == ["G1", "G14"]
+
+
+def test_a_problem_without_equalities_is_left_out_of_the_lambda_plot(tmp_path):
+    for job, (name, lam) in enumerate((("hs071", [0.17, 0.16, 0.16]), ("hs035", [0.0, 0.0, 0.0]))):
+        trace = [{"step": s + 1, "lambda_norm": v, "mu_norm": 1.0 + s, "wall_time_s": s} for s, v in enumerate(lam)]
+        make_run(tmp_path / "sw" / str(job), [f"problem.name={name}"], {"status": "converged", "problem": name},
+                 trace, problem="hs")
+    runs = find_runs([tmp_path / "sw"])
+    fig = plots.figure(runs, "lambda_norm")
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 1 and "1 of 2 runs" in fig._suptitle.get_text()
+    assert fig.axes[0].get_yscale() == "linear"  # 0.16-0.17 spans no decade: no log axis
+    assert len(plots.figure(runs, "mu_norm").axes) == 4  # both runs have inequalities: a row each

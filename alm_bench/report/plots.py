@@ -42,6 +42,8 @@ MAGNITUDES = {"max_violation", "stationarity", "complementarity", "max_eps", "ep
               "lambda_norm", "mu_norm", "bound_gap"}
 # Signed quantities that approach 0: symmetric log axis when they span decades.
 SIGNED = {"g", "g_ema", "lambda"}
+MULTIPLIERS = {"lambda", "lambda_norm", "mu_norm"}
+MAX_PROBLEM_ROWS = 6   # runs on more problems than this share one row of panels
 ROUND_OFF = 1e-12
 
 
@@ -78,16 +80,35 @@ def metrics_in(runs: list[Run]) -> list[str]:
 
 
 def with_bound_gap(runs: list[Run]) -> list[Run]:
-    """Runs whose traces have a dual bound gain `bound_gap`: its distance to the known optimum, or else to the
-    best final bound of these runs (the bound is a lower bound on the minimised objective), which a log axis
-    shows converging where the bound itself is a flat line after its first steps."""
-    finals = [series(r, "bound")[-1][1] for r in runs if series(r, "bound")]
-    if not finals:
-        return runs
-    references = {r.summary.get("reference_objective") for r in runs} - {None}
-    reference = float(references.pop()) if len(references) == 1 else max(finals)
-    return [replace(r, trace=[{**row, "bound_gap": abs(reference - row["bound"])} if "bound" in row else row
-                              for row in r.trace]) for r in runs]
+    """Runs whose traces have a dual bound gain `bound_gap`: its distance to the problem's known optimum, or
+    else to the best final bound among the runs on the same problem (the bound is a lower bound on the
+    minimised objective), which a log axis shows converging where the bound itself is flat after a few steps."""
+    out = {id(r): r for r in runs}
+    for same_problem in by_problem(runs).values():
+        finals = [series(r, "bound")[-1][1] for r in same_problem if series(r, "bound")]
+        if not finals:
+            continue
+        references = {r.summary.get("reference_objective") for r in same_problem} - {None}
+        reference = float(references.pop()) if len(references) == 1 else max(finals)
+        for r in same_problem:
+            out[id(r)] = replace(r, trace=[{**row, "bound_gap": abs(reference - row["bound"])} if "bound" in row
+                                           else row for row in r.trace])
+    return [out[id(r)] for r in runs]
+
+
+def by_problem(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs grouped by the problem they solved, in the order they come."""
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run.problem[0], []).append(run)
+    return groups
+
+
+def has(run: Run, metric: str) -> bool:
+    """Whether `run` traced `metric`; a multiplier that is 0 throughout means the problem has none of its kind
+    (an inequality-only problem's ‖λ‖)."""
+    values = [v for _, v in series(run, metric)]
+    return bool(values) and not (metric in MULTIPLIERS and not any(values))
 
 
 def step_label(runs: list[Run]) -> str:
@@ -133,49 +154,52 @@ def palette(n: int) -> list[str]:
 
 
 def set_scale(ax, metric: str, values: list[float]) -> None:
-    """Log for a positive quantity spanning decades, symmetric log (linear within the smallest nonzero
-    magnitude) where it reaches 0 or changes sign; linear otherwise."""
+    """Log for a positive quantity spanning more than a decade, symmetric log (linear within the smallest
+    nonzero magnitude) where such a quantity reaches 0 or changes sign; linear otherwise."""
     nonzero = [abs(v) for v in values if v != 0]
     if metric not in MAGNITUDES | SIGNED or not nonzero:
         return
     big, small = max(nonzero), max(min(nonzero), max(nonzero) * 1e-15)
     if metric in MAGNITUDES and min(values) > 0:
-        ax.set_yscale("log")
+        if big / small > 10:
+            ax.set_yscale("log")
     elif metric in MAGNITUDES or big / small > 1e3:
         ax.set_yscale("symlog", linthresh=10 ** math.floor(math.log10(small)))
 
 
 def figure(runs: list[Run], metric: str, color_by: str | None = None, style: dict[Path, Style] | None = None):
-    """Left: against step; right: against wall time (when the trace has it). Runs without a finite value of
-    `metric` are left out."""
+    """Left: against step; right: against wall time (when the trace has it). Runs on different problems (a
+    sweep over graphs or HS problems) get a row each. Runs without a value of `metric` are left out."""
     plt = pyplot()
     style = style or styles(runs, color_by)
-    shown = [r for r in runs if series(r, metric)]
+    shown = [r for r in runs if has(r, metric)]
     timed = any(series(r, metric, "wall_time_s") for r in shown)
-    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 7, 4.2), dpi=110, sharey=True,
-                             squeeze=False)
-    panels = [(axes[0][0], "step", step_label(shown))]
-    if timed:
-        panels.append((axes[0][1], "wall_time_s", "wall time (s)"))
-    values = [v for r in shown for _, v in series(r, metric)]
-    for ax, x, xlabel in panels:
-        for run in shown:
-            points = series(run, metric, x)
-            if points:
-                s = style[run.path]
-                ax.plot(*zip(*points), color=s.colour, label=s.label, linewidth=1.3, alpha=0.85,
-                        marker="." if len(points) < 30 else None, markersize=3)
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-        if metric in SIGNED - {"lambda"}:
-            ax.axhline(0.0, color="black", linewidth=0.8)  # the feasibility boundary
-    set_scale(axes[0][0], metric, values)
-    axes[0][0].set_ylabel(LABELS.get(metric, metric))
-    fig.suptitle(f"{LABELS.get(metric, metric)}: {len(shown)} of {len(runs)} runs"
-                 if len(shown) < len(runs) else LABELS.get(metric, metric), fontsize=10)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles and len(handles) <= 20:
-        axes[0][-1].legend(fontsize=7, loc="best")
+    problems = by_problem(shown)
+    rows = list(problems.items()) if 1 < len(problems) <= MAX_PROBLEM_ROWS else [("", shown)]
+    fig, axes = plt.subplots(len(rows), 2 if timed else 1, figsize=(11 if timed else 7, 0.6 + 3.6 * len(rows)),
+                             dpi=110, sharey="row", squeeze=False)
+    for row_axes, (problem, row_runs) in zip(axes, rows):
+        panels = [(row_axes[0], "step", step_label(row_runs))]
+        if timed:
+            panels.append((row_axes[1], "wall_time_s", "wall time (s)"))
+        for ax, x, xlabel in panels:
+            for run in row_runs:
+                points = series(run, metric, x)
+                if points:
+                    s = style[run.path]
+                    ax.plot(*zip(*points), color=s.colour, label=s.label, linewidth=1.3, alpha=0.85,
+                            marker="." if len(points) < 30 else None, markersize=3)
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+            if metric in SIGNED - {"lambda"}:
+                ax.axhline(0.0, color="black", linewidth=0.8)  # the feasibility boundary
+        set_scale(row_axes[0], metric, [v for r in row_runs for _, v in series(r, metric)])
+        row_axes[0].set_ylabel(LABELS.get(metric, metric) if not problem else f"{problem}\n{LABELS.get(metric, metric)}")
+        handles, _ = row_axes[0].get_legend_handles_labels()
+        if handles and len(handles) <= 20:
+            row_axes[-1].legend(fontsize=7, loc="best")
+    title = LABELS.get(metric, metric)
+    fig.suptitle(f"{title}: {len(shown)} of {len(runs)} runs" if len(shown) < len(runs) else title, fontsize=10)
     fig.tight_layout()
     return fig
 
