@@ -85,3 +85,10 @@ def test_conic_progress_shows_the_bound_and_max_eps(tmp_path):
     tracker.log({"step": 4, "objective": 17.0, "max_violation": 1e-3, "rho": 10.0})
     assert tracker.progress.tasks[0].fields["live"] == "objective=17  max_violation=0.001  rho=10"
     tracker.finish({"status": "converged"})
+
+
+def test_a_sweep_job_line_names_a_file_by_its_name():
+    from alm_bench.tracking.sweep import QUOTED_PATH
+
+    line = "controller=bala,problem.path='/data/gset/G14.txt',problem.tol=1e-05,problem=maxcut"
+    assert QUOTED_PATH.sub(r"\1", line) == "controller=bala,problem.path=G14.txt,problem.tol=1e-05,problem=maxcut"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from alm_bench.tracking.files import SUMMARY_FILE
+
+
+QUOTED_PATH = re.compile(r"'/(?:[^'/]*/)*([^'/]+)'")
 
 
 def _console() -> Console:
@@ -41,7 +45,9 @@ class SweepSummary(Callback):
             metric = config.get("sweep_metric", "objective")
             result = f"{summary.get('status', 'done')}, {metric}={value:.8g}" if isinstance(value, float) \
                 else summary.get("status", "done")
-        _console().print(f"{escape(f'[job {job.num}]')} {escape(job.override_dirname or '(no overrides)')}: {result}", soft_wrap=True)
+        # a file given by its absolute path (solve ... FILE) shows its name; the table and runs.csv have the rest
+        overrides = QUOTED_PATH.sub(r"\1", job.override_dirname or "(no overrides)")
+        _console().print(f"{escape(f'[job {job.num}]')} {escape(overrides)}: {result}", soft_wrap=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from alm_bench.errors import UserError
