@@ -140,3 +140,13 @@ def test_show_completion_names_the_shells_it_supports():
     out = subprocess.run([str(EXE), "--show-completion", "fish"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr == "alm-bench: error: --show-completion fish: completion is available for bash and zsh\n"
+
+
+def test_install_adds_the_eval_line_once(tmp_path, monkeypatch):
+    from alm_bench.completion import install
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".zshrc").write_text("export EDITOR=vi")
+    assert install("zsh").startswith("zsh completion added to")
+    assert install("zsh").startswith("zsh completion already set up")
+    assert (tmp_path / ".zshrc").read_text() == 'export EDITOR=vi\neval "$(alm-bench --show-completion zsh)"\n'
