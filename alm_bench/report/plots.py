@@ -37,6 +37,7 @@ LABELS = {
     "eps_p": "primal infeasibility ε_p",
     "eps_d": "dual infeasibility ε_d",
 }
+NOTES = {"bound_gap": " (best: the known optimum, else the best final bound of the runs on the problem)"}
 # Nonnegative quantities that shrink by decades: log axis (symmetric log where they reach 0).
 MAGNITUDES = {"max_violation", "stationarity", "complementarity", "max_eps", "eps_p", "eps_d", "eps_g", "rho",
               "lambda_norm", "mu_norm", "bound_gap"}
@@ -198,7 +199,7 @@ def figure(runs: list[Run], metric: str, color_by: str | None = None, style: dic
         handles, _ = row_axes[0].get_legend_handles_labels()
         if handles and len(handles) <= 20:
             row_axes[-1].legend(fontsize=7, loc="best")
-    title = LABELS.get(metric, metric)
+    title = LABELS.get(metric, metric) + NOTES.get(metric, "")
     fig.suptitle(f"{title}: {len(shown)} of {len(runs)} runs" if len(shown) < len(runs) else title, fontsize=10)
     fig.tight_layout()
     return fig
