@@ -7,13 +7,12 @@ import importlib.util
 import os
 import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 import typer
 
 from alm_bench import __version__, completion
-from alm_bench.completion import complete_override, config_choices  # noqa: F401  (the CLI's completion API)
+from alm_bench.completion import config_choices
 
 
 def _groups_help() -> str:
@@ -50,24 +49,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-def _show_completion(shell: str | None) -> None:
-    if shell is not None:
-        try:
-            typer.echo(completion.script(shell), nl=False)
-        except ValueError as err:
-            typer.echo(f"alm-bench: error: {err}", err=True)
-            raise typer.Exit(2) from None
-        raise typer.Exit()
-
-
-def _install_completion(shell: str | None) -> None:
-    if shell is not None:
-        try:
-            typer.echo(completion.install(shell))
-        except ValueError as err:
-            typer.echo(f"alm-bench: error: {err}", err=True)
-            raise typer.Exit(2) from None
-        raise typer.Exit()
+def _completion(action):
+    """An eager option's callback that prints `action(shell)` (a script, or what was installed) and exits."""
+    def callback(shell: str | None) -> None:
+        if shell is not None:
+            try:
+                text = action(shell)
+            except ValueError as err:
+                typer.echo(f"alm-bench: error: {err}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(text, nl=not text.endswith("\n"))
+            raise typer.Exit()
+    return callback
 
 
 @app.callback()
@@ -75,10 +68,10 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
                                        help="Print the version and exit."),
           debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors."),
           show_completion: str = typer.Option(
-              None, "--show-completion", metavar="[bash|zsh]", callback=_show_completion, is_eager=True,
+              None, "--show-completion", metavar="[bash|zsh]", callback=_completion(completion.script), is_eager=True,
               expose_value=False, help='Print the completion script: eval "$(alm-bench --show-completion bash)".'),
           install_completion: str = typer.Option(
-              None, "--install-completion", metavar="[bash|zsh]", callback=_install_completion, is_eager=True,
+              None, "--install-completion", metavar="[bash|zsh]", callback=_completion(completion.install), is_eager=True,
               expose_value=False, help="Add that eval line to ~/.bashrc or ~/.zshrc.")) -> None:
     """alm-bench: augmented Lagrangian experiments."""
     if debug:

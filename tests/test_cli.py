@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alm_bench.cli import complete_override, config_choices
+from alm_bench.completion import complete_override, config_choices
 from conftest import REPO, read_summary, run_cli
 
 
