@@ -67,7 +67,7 @@ def compare(baseline: np.ndarray, candidate: np.ndarray, metric: str = "", names
     spread = float(d.std(ddof=1)) if n > 1 else math.nan
     ci_low = ci_high = t_p = math.nan
     if np.all(np.abs(d) <= ROUND_OFF * scale):
-        note = "no difference: every pair has the same value (up to round-off); no test applies"
+        note = "no difference: every pair has the same value (up to round-off); the t-test is undefined"
         mean = 0.0
     elif n < 2:
         note = "1 pair: the t-test and its interval need at least 2"
