@@ -347,3 +347,12 @@ def test_a_problem_without_equalities_is_left_out_of_the_lambda_plot(tmp_path):
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 1 and "1 of 2 runs" in fig._suptitle.get_text()
     assert fig.axes[0].get_yscale() == "linear"  # 0.16-0.17 spans no decade: no log axis
     assert len(plots.figure(runs, "mu_norm").axes) == 4  # both runs have inequalities: a row each
+
+
+def test_runs_of_two_sweeps_are_told_apart_in_the_console_table(sweep, tmp_path):
+    other = tmp_path / "other"
+    make_run(other / "0", ["controller=unconstrained", "seed=1"], {"status": "converged", "objective": 1.0},
+             [{"step": 1, "objective": 1.0}])
+    runs = find_runs([sweep, other])
+    assert tables.run_names(runs)[0] == "sweep/0" and tables.run_names(runs)[-1] == "other/0"
+    assert tables.run_names(runs[:2]) == ["0", "1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from pathlib import Path
 
 from rich import box
@@ -84,6 +85,16 @@ def _short_value(value: str) -> str:
     return text.rsplit("/", 1)[-1] if "/" in text else value
 
 
+def run_names(runs: list[Run]) -> list[str]:
+    """Each run's folder name, or, where two share one (job 0 of two sweeps), its path below their common
+    folder."""
+    names = [r.path.name for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    root = Path(os.path.commonpath([str(r.path.resolve()) for r in runs]))
+    return [str(r.path.resolve().relative_to(root)) for r in runs]
+
+
 def _axis_cells(values: list[str]) -> list[str]:
     """An override column for the console: file names for paths, and floats a sweeper chose
     (controller.rho=8.003182717737431) to the digits that tell them apart."""
@@ -143,7 +154,7 @@ def rich_table(runs: list[Run], title: str, extra: tuple[str, ...] = (), mark: R
         return "" if v is None else str(v)
 
     cells = {c: [text(c, v) for v in values[c]] for c in cols}
-    names = [r.path.name + (" *" if r is mark else "") for r in runs]
+    names = [name + (" *" if r is mark else "") for r, name in zip(runs, run_names(runs))]
     axes = {k: _axis_cells([r.overrides.get(k, "") for r in runs]) for k in keys}
     # Text columns fold beyond 24 characters; numbers never break.
     fixed = max(map(len, ["run", *names])) + sum(
