@@ -21,13 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from alm_bench.errors import ConfigError, UserError, one_line, require
-from alm_bench.runners import RunContext, loop_for
-from alm_bench.runners.signals import stop_signals
-from alm_bench.runners.stopping import exit_code
 from alm_bench.task import run_stamp
-from alm_bench.task.device import describe, resolve_device
-from alm_bench.task.resume import check_resume
-from alm_bench.task.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
 from alm_bench.tracking.files import SUMMARY_FILE, write_json_atomic
 
@@ -78,6 +72,13 @@ def make_trackers(cfg: DictConfig) -> Trackers:
 def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = None,
         group: str | None = None, name: str | None = None) -> dict[str, Any]:
     """Run one job; writes trace.csv and summary.json into output_dir and returns the summary."""
+    # Imported here, not above: they bring torch, which `train --help`, `--cfg job` and `--info` never need.
+    from alm_bench.runners import RunContext, loop_for
+    from alm_bench.runners.signals import stop_signals
+    from alm_bench.task.device import describe, resolve_device
+    from alm_bench.task.resume import check_resume
+    from alm_bench.task.seeding import seed_everything
+
     choices = choices or {}
     require(isinstance(cfg.seed, int), "seed", "an integer", cfg.seed)
     console = Console(stderr=True)
@@ -143,6 +144,8 @@ def discard_unstarted(output_dir: Path) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from alm_bench.runners.stopping import exit_code
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)
