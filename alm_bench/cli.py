@@ -157,6 +157,11 @@ def launch(args: list[str]) -> None:
     except UserError as err:   # raised before Hydra starts (a run folder that cannot be read)
         typer.echo(f"alm-bench: error: {err}", err=True)
         raise typer.Exit(2) from None
+    finally:
+        if "wandb" in sys.modules:
+            # W&B's service writes run files asynchronously; its own atexit hook, which waits for it, is not
+            # reliable under multiprocessing (W&B's docs), so the command waits here before it exits.
+            sys.modules["wandb"].teardown()
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
