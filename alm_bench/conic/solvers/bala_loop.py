@@ -20,13 +20,17 @@ from alm_bench.conic.eigen import BlockLOBPCG, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP
-from alm_bench.conic.solvers.bala import BALA, descent_test
+from alm_bench.conic.solvers.bala import BALA, descent_test, far_null
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
 from alm_bench.runners import RunContext
 
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
+# ... after the interior-point method, whose S keeps every eigenvalue positive (of the order of its barrier
+# weight, up to 1e-5 of the largest on theta1): counted there, the bundle grew to its cap (45 columns where
+# rank X* = 7) and each subproblem cost 0.3 s. The directions not kept are folded into the aggregate, not lost.
+RANK_RELATIVE_INTERIOR = 1e-3
 ORACLE_TOL_CAP = 1e-3   # the oracle tolerance, relative to the Gershgorin scale, while the predicted decrease is large
 # Only lambda_1 enters g(z) (the descent test, the bound); the other r_c eigenvectors only feed the bundle, where
 # a somewhat larger residual is still a good direction. Converging them all to lambda_1's tolerance cost LOBPCG
@@ -41,14 +45,22 @@ TRAILING_TOL_FACTOR = 3.0
 # the dense graphs (n <= 3000) the warm block finds it, and ARPACK would double an iteration (G1: 20-60 ms
 # against 26 ms).
 KRYLOV_LEAD_ORDER = 4000
+# gamma is raised (doubled, up to the certified trace bound) when the subproblem's solution has eta + tr S at
+# this fraction of it: the gamma-restricted problem then may cut off every optimal X (tr X* > gamma).
+PRESS_FRACTION = 0.999
+INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
 
 
 def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     """[kept, orthonormal part of `new` orthogonal to kept] (dependent directions dropped)."""
+    scale = max(float(new.norm(dim=0).max()), 1e-300) if new.shape[1] else 1.0
     for _ in range(2):
         new = new - kept @ (kept.T @ new)
     q, r = torch.linalg.qr(new)
-    keep = r.diagonal().abs() > 1e-8 * max(float(r.diagonal().abs().max()), 1e-300)
+    # Relative to the new columns' own norms: a block wholly inside span(kept) (the order n is reached, as on
+    # the small truss and control problems) has every |r_ii| at round-off, and a threshold relative to the
+    # largest of them kept it all: P grew past n columns and the model lost its meaning.
+    keep = r.diagonal().abs() > 1e-8 * scale
     # Once more at unit scale: a direction that was nearly in span(kept) (residual ~1e-7) keeps round-off
     # of relative size 1e-16 / 1e-7 along kept after normalising, and the model's trace constraint
     # tr S <= gamma equals tr P S P^T only while P^T P = I.
@@ -63,6 +75,10 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (conic/kernels.py)
     problem.to(device)
     n, gamma, b = problem.n, problem.gamma, problem.b
+
+    def dual_function(y: Tensor, lam: float) -> float:
+        """g(y) = -min_Omega L(., y) = -<b, y> - gamma min(0, lambda_min): BALA minimises it."""
+        return -(float(b @ y) + gamma * min(0.0, lam))
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
@@ -75,18 +91,21 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         oracle.load_state_dict(start["oracle"])
         y, basis, agg_a, warm = (start[k].to(device) for k in ("y", "basis", "agg_a", "warm"))
         g_y, lam_y, eig_gap, agg_c, use_eta = (start[k] for k in ("g_y", "lam_y", "eig_gap", "agg_c", "use_eta"))
+        gamma = start.get("gamma", gamma)
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
         found = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         lam_y = float(found.values[0])
-        g_y = -problem.dual_bound(y, lam_y)   # g(y): BALA minimises the negated dual
+        g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = found.vectors
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
         warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
 
+    fista_budget = ctl.subproblem_max_iter
+    trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
     while True:
         t0 = time.perf_counter()
         s = ctl.state
@@ -112,15 +131,21 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         if numpy_kernels:
             a_np, b_np = a_sub.numpy(), b.numpy()
             residual_sq_np = lambda x: float(np.square(b_np - a_np @ x).sum())  # noqa: E731
-            x_np, sub_iters, sub_gap = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r, use_eta,
-                                                           warm.numpy(), residual_sq_np, ctl.kappa,
-                                                           ctl.subproblem_max_iter)
+            x_np, sub_iters, sub_gap, newton = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r,
+                                                                   use_eta, warm.numpy(), residual_sq_np, ctl.kappa,
+                                                                   fista_budget, factor=a_np,
+                                                                   interior_fallback=ctl.subproblem_interior,
+                                                                   capped=problem.gamma_adaptive or not trace_fixed)
+            # Where FISTA needed the interior-point method, the next subproblem (a nearby one) will too: it
+            # then gets only a short FISTA start.
+            fista_budget = INTERIOR_FISTA_BUDGET if newton else ctl.subproblem_max_iter
             x_small = torch.from_numpy(x_np)
         else:
             sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx)
             residual_sq = lambda x: float((b - a_sub @ x).square().sum())  # noqa: E731
             x_small, sub_iters, sub_gap = solve_subproblem(sub, warm, residual_sq, ctl.kappa,
                                                            ctl.subproblem_max_iter)
+            newton = 0
         t_sub = time.perf_counter() - t0
 
         a_w = a_sub @ x_small
@@ -146,18 +171,31 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         t_eig = time.perf_counter() - t1
         lam_z = float(found.values[0])
         eig_gap = max(found.last_value - lam_z, 1e-12 * scale)
-        g_z = -problem.dual_bound(z, lam_z)
+        g_z = dual_function(z, lam_z)
         descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
+        cut_error = math.nan
+        if not descent:   # the new cut's linearization error at the center: g(y) - (its value at y) >= 0
+            u = found.vectors[:, :1]
+            curvature = float((u * problem.slack(y).mm(u)).sum()) if lam_z < 0 else 0.0
+            cut_error = gamma * (curvature - min(0.0, lam_y)) if lam_z < 0 else -gamma * min(0.0, lam_y)
+        rho_used = s.rho
+        ctl.record_step(descent, far=descent or far_null(cut_error, predicted))
         if descent:
             y, g_y, lam_y = z, g_z, lam_z
-        rho_used = s.rho
-        ctl.record_step(descent)
 
         # Model update: keep the top r_p directions of S, fold the rest (and eta W) into the aggregate.
         eta = float(x_small[0]) if use_eta else 0.0
+        trace_w = eta + float(x_small[1:][idx[0] == idx[1]].sum())
+        gamma_used = gamma
+        if problem.gamma_adaptive and trace_w >= PRESS_FRACTION * gamma and gamma < problem.trace_cap:
+            # Omega grows, so every earlier model stays a lower approximation of the new g; only the center's
+            # value changes (its lambda_min is known).
+            gamma = min(2 * gamma, problem.trace_cap)
+            g_y = dual_function(y, lam_y)
         lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:], r, idx))
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
-        rank_s = int((lam_s > RANK_RELATIVE * max(float(lam_s[0]), 1e-300)).sum())
+        relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
+        rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
         keep = min(ctl.next_rank(rank_s), r)
         lam_keep = lam_s[:keep]
         folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
@@ -184,10 +222,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         yield ConicIterate(
             objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor,
             row={"step_type": "descent" if descent else "null", "rho": rho_used, "rank": r, "rank_s": rank_s,
-                 "eta": eta, "subproblem_iters": sub_iters, "subproblem_gap": sub_gap,
+                 "eta": eta, "subproblem_iters": sub_iters, "subproblem_newton": newton, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
-                 "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted,
-                 "dual_objective": -g_y, "subproblem_s": t_sub, "oracle_s": t_eig},
+                 "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted, "cut_error": cut_error,
+                 "dual_objective": -g_y, "candidate_dual": -g_z, "gamma": gamma_used, "trace_w": trace_w, "subproblem_s": t_sub,
+                 "oracle_s": t_eig},
             state={"controller": ctl.state_dict(), "oracle": oracle.state_dict(), "y": y.cpu(), "basis": basis.cpu(),
                    "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
-                   "agg_c": float(agg_c), "use_eta": use_eta})
+                   "agg_c": float(agg_c), "use_eta": use_eta, "gamma": gamma})

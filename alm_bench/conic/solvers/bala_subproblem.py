@@ -204,8 +204,13 @@ def largest_eigenvalue(mat: np.ndarray, rel_tol: float = 1e-3, max_steps: int = 
 
 def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: float, r: int, use_eta: bool,
                         x0: np.ndarray, residual_sq: "callable", kappa: float, max_iter: int,
-                        check_every: int = 5) -> tuple[np.ndarray, int, float]:
-    """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays."""
+                        check_every: int = 5, interior_fallback: bool = True,
+                        factor: np.ndarray | None = None, capped: bool = True) -> tuple[np.ndarray, int, float, int]:
+    """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays, then, if FISTA did not meet the
+    rule in max_iter iterations, the interior-point method (bala_interior.py) from its point. Returns x, FISTA
+    iterations, the final gap and the Newton steps (0 without the fallback). `factor` F (hess = rho F^T F)
+    makes the Newton steps cheaper where F has fewer rows than columns; `capped` False: the constraints fix
+    the trace (bala_interior.solve_subproblem_interior)."""
     maps = SvecMaps(r)
     hess = rho * gram
     lipschitz = largest_eigenvalue(hess)
@@ -239,8 +244,17 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
         lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0)
         return float(grad @ x) - gamma * lowest
 
-    return fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
-                 check_every)
+    x, iters, gap = fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
+                          check_every)
+    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback:
+        return x, iters, gap, 0
+    # FISTA's rate is that of H's conditioning: past its budget the interior-point method finishes the job in
+    # a number of Newton steps that does not depend on it.
+    from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
+
+    x, newton, gap = solve_subproblem_interior(hess, q, rho, gamma, r, use_eta, x, residual_sq, kappa, fw_gap,
+                                               factor, capped)
+    return x, iters, gap, newton
 
 
 def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarray:

@@ -1,0 +1,106 @@
+"""Certified dual bounds for SDPs whose constraints give no trace bound (conic/trace.py found no multiplier e
+with sum_k e_k A_k >= I: the feasible set is unbounded, as in the truss and arch problems).
+
+Without such a bound, lambda_min(C - A^*(y)) < 0 proves nothing about min <C, X>: only an exactly dual-feasible
+point does (weak duality: <C, X> - <b, y> = <C - A^*(y), X> >= 0). `repair` moves a nearly feasible y to one:
+with U the eigenvectors of the slack Z = C - A^*(y) for its smallest eigenvalues (the face where Z is
+singular at the optimum, of dimension rank X*), the least-norm direction d with U^T A^*(d) U = -I lifts Z on
+that face, Z(y + t d) = Z - t A^*(d), while moving the rest of the spectrum by O(t); the smallest t whose
+certified lambda_min is >= 0 gives an exactly feasible y + t d and the bound <b, y + t d>. It works where
+the map d -> U^T A^*(d) U is onto (primal nondegeneracy, which interior-point theory also assumes).
+
+A strictly feasible point y0 (lambda_0 = lambda_min(Z(y0)) > 0) found this way certifies every later y at no
+cost: y_hat = (y + mu y0) / (1 + mu) with mu = max(0, -lambda) / lambda_0 has Z(y_hat) >= 0 (Z is affine in
+y), so <b, y_hat> is a lower bound; `DualCertifier` keeps the best such y0.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from alm_bench.conic.eigen import DENSE_LIMIT, certified_lambda_min
+
+FACE_THRESHOLDS = (1e-7, 1e-5, 1e-3)   # eigenvalues below this times the slack's scale span the face
+MAX_STEPS = 40                          # doublings of t before a face is given up
+INTERIOR_STEPS = 12                     # doublings past feasibility looking for a strictly feasible y0
+
+
+def _svec_rows(gram: np.ndarray) -> np.ndarray:
+    """(r(r+1)/2, m): row (a, b), a <= b, holds p_a^T A_k p_b (times sqrt 2 off the diagonal)."""
+    m, r, _ = gram.shape
+    a, b = np.triu_indices(r)
+    weight = np.where(a == b, 1.0, math.sqrt(2.0))
+    return (gram[:, a, b] * weight).T
+
+
+def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.Tensor, float]] | None:
+    """(an exactly dual-feasible point near y, and the most interior point met on the way with its certified
+    lambda_min > 0 or >= 0), or None (order above the dense limit, or no face direction lifts the slack)."""
+    if problem.n > DENSE_LIMIT:
+        return None
+    y = y.detach().to(torch.device("cpu"), torch.float64)
+    problem.to(torch.device("cpu"))
+    slack = problem.slack(y)
+    lam = certified_lambda_min(slack)
+    if lam >= 0:
+        return y, (y, lam)
+    values, vectors = scipy.linalg.eigh(slack.scipy().toarray())
+    scale = max(float(np.abs(values).max()), 1e-300)
+    tried: set[int] = set()
+    for threshold in FACE_THRESHOLDS:
+        r = max(int((values <= threshold * scale).sum()), 1)
+        if r in tried or r * (r + 1) // 2 > problem.m:
+            continue
+        tried.add(r)
+        u = torch.from_numpy(np.ascontiguousarray(vectors[:, :r]))
+        rows = _svec_rows(problem.constraint_gram(u).numpy())
+        target = -_svec_rows(np.eye(r)[None])[:, 0]
+        d = torch.from_numpy(np.linalg.lstsq(rows, target, rcond=None)[0])
+        t = -lam
+        for _ in range(MAX_STEPS):
+            lam_t = certified_lambda_min(problem.slack(y + t * d))
+            if lam_t >= 0:
+                feasible, inner = y + t * d, (y + t * d, lam_t)
+                for _ in range(INTERIOR_STEPS):   # further along d the slack may grow more positive
+                    t *= 2
+                    lam_more = certified_lambda_min(problem.slack(y + t * d))
+                    if lam_more <= inner[1]:
+                        break
+                    inner = (y + t * d, lam_more)
+                return feasible, inner
+            t *= 2
+    return None
+
+
+class DualCertifier:
+    """Certified lower bounds on min <C, X> for a problem without a trace certificate: exactly feasible points
+    by `repair`, and the convex combination with the best strictly feasible point found so far."""
+
+    def __init__(self, problem) -> None:
+        self.problem = problem
+        self.interior: tuple[torch.Tensor, float] | None = None   # (y0, lambda_min(Z(y0)) > 0)
+
+    def bound(self, y: torch.Tensor, lambda_min: float) -> float:
+        """A certified lower bound from y, lambda_min a certified lower bound on lambda_min(C - A^*(y))."""
+        b = self.problem.b
+        if lambda_min >= 0:
+            return float(b @ y)
+        if self.interior is None:
+            return -math.inf
+        y0, lam0 = self.interior
+        mu = -lambda_min / lam0
+        return (float(b @ y) + mu * float(b @ y0.to(y.device))) / (1 + mu)
+
+    def certify(self, y: torch.Tensor) -> float:
+        """The best certified bound at y (its repair); an interior point met on the way is kept."""
+        found = repair(self.problem, y)
+        if found is None:
+            return -math.inf
+        point, (inner, lam) = found
+        if lam > 0 and (self.interior is None or lam > self.interior[1]):
+            self.interior = (inner, lam)
+        return float(self.problem.b.cpu() @ point)
