@@ -24,8 +24,9 @@ import torch
 
 from alm_bench.conic.eigen import DENSE_LIMIT, certified_lambda_min
 
-FACE_THRESHOLDS = (1e-7, 1e-5, 1e-3)   # eigenvalues below this times the slack's scale span the face
-MAX_STEPS = 40                          # doublings of t before a face is given up
+FACE_LIMIT = 1e-2                       # the face's eigenvalues are below this times the slack's scale
+MAX_FACES = 12                          # face dimensions tried
+MAX_STEPS = 30                          # doublings of t before a face is given up
 INTERIOR_STEPS = 12                     # doublings past feasibility looking for a strictly feasible y0
 
 
@@ -35,6 +36,16 @@ def _svec_rows(gram: np.ndarray) -> np.ndarray:
     a, b = np.triu_indices(r)
     weight = np.where(a == b, 1.0, math.sqrt(2.0))
     return (gram[:, a, b] * weight).T
+
+
+def _face_sizes(values: np.ndarray, scale: float, m: int) -> list[int]:
+    """Candidate dimensions of the face, smallest first: every r whose r-th eigenvalue is below FACE_LIMIT
+    times the scale and for which U^T A^*(d) U = -I (r(r+1)/2 equations) can have a solution (<= m), at most
+    MAX_FACES of them. A face too small leaves eigenvalues just above it to be pushed below 0 as t grows
+    (truss1 pushed off its optimum by 1e-5: r = 1 fails, r = 3 works)."""
+    small = int((values <= FACE_LIMIT * scale).sum())
+    sizes = [r for r in range(1, small + 1) if r * (r + 1) // 2 <= m]
+    return sizes[:MAX_FACES]
 
 
 def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.Tensor, float]] | None:
@@ -50,12 +61,7 @@ def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.T
         return y, (y, lam)
     values, vectors = scipy.linalg.eigh(slack.scipy().toarray())
     scale = max(float(np.abs(values).max()), 1e-300)
-    tried: set[int] = set()
-    for threshold in FACE_THRESHOLDS:
-        r = max(int((values <= threshold * scale).sum()), 1)
-        if r in tried or r * (r + 1) // 2 > problem.m:
-            continue
-        tried.add(r)
+    for r in _face_sizes(values, scale, problem.m):
         u = torch.from_numpy(np.ascontiguousarray(vectors[:, :r]))
         rows = _svec_rows(problem.constraint_gram(u).numpy())
         target = -_svec_rows(np.eye(r)[None])[:, 0]

@@ -25,13 +25,14 @@ def descent_test(g_z: float, g_y: float, g_model_z: float, beta: float) -> bool:
     return g_z <= g_y - beta * (g_y - g_model_z)
 
 
-def far_null(cut_error: float, predicted: float, ratio: float = 10.0) -> bool:
-    """A null step counts towards lowering rho only when its new cut is far from tight at the center: its
-    linearization error there exceeds `ratio` times the predicted decrease (Kiwiel's proximity control).
-    A cut that is nearly tight at y improves the model where it matters, and lowering rho then only slows
-    the primal down: at an already optimal center (theta1) every step is null, and the old count drove rho
-    from 1e4 to 2e-5 while eps_p stalled at 1e-2."""
-    return cut_error > ratio * predicted
+def far_null(cut_error: float, model_error: float, predicted: float, ratio: float = 10.0) -> bool:
+    """A null step counts towards lowering rho only when the model was far off: its new cut's linearization
+    error at the center, or the model's error at the candidate (g(z) - g_k(z)), exceeds `ratio` times the
+    predicted decrease (Kiwiel's proximity control, with the second test for a candidate thrown far: arch0's
+    first steps, g(z) 600x the prediction). A nearly tight cut improves the model where it matters, and
+    lowering rho then only slows the primal down: at an already optimal center (theta1) every step is null,
+    and counting them all drove rho from 1e4 to 2e-5 while eps_p stalled at 1e-2."""
+    return cut_error > ratio * predicted or model_error > ratio * predicted
 
 
 def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
