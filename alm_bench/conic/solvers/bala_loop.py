@@ -45,10 +45,25 @@ TRAILING_TOL_FACTOR = 3.0
 # the dense graphs (n <= 3000) the warm block finds it, and ARPACK would double an iteration (G1: 20-60 ms
 # against 26 ms).
 KRYLOV_LEAD_ORDER = 4000
-# gamma is raised (doubled, up to the certified trace bound) when the subproblem's solution has eta + tr S at
-# this fraction of it: the gamma-restricted problem then may cut off every optimal X (tr X* > gamma).
+# gamma is raised (doubled, up to the certified trace bound) when a descent step's w (the new primal iterate)
+# has eta + tr S at this fraction of it: the gamma-restricted problem then may cut off every optimal X
+# (tr X* > gamma). Early iterates press too (control1: gamma 15 -> 400 in its first 10 steps for tr X* = 18.8),
+# and a loose gamma makes the subproblem's Frank-Wolfe gap, which carries gamma times the gradient's lowest
+# eigenvalue, too coarse a test: so gamma also comes down to twice the trace where w uses under
+# SHRINK_FRACTION of it.
 PRESS_FRACTION = 0.999
+SHRINK_FRACTION = 0.25
 INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
+
+
+def adapted_gamma(gamma: float, trace_w: float, floor: float, cap: float) -> float:
+    """gamma after a descent step whose w has trace trace_w: doubled (up to the certified bound `cap`) when w
+    presses against it, lowered to 2 trace_w (not below the starting `floor`) when w uses under a quarter."""
+    if trace_w >= PRESS_FRACTION * gamma:
+        return min(2 * gamma, cap)
+    if trace_w < SHRINK_FRACTION * gamma:
+        return max(2 * trace_w, floor)
+    return gamma
 
 
 def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
@@ -187,11 +202,12 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         eta = float(x_small[0]) if use_eta else 0.0
         trace_w = eta + float(x_small[1:][idx[0] == idx[1]].sum())
         gamma_used = gamma
-        if problem.gamma_adaptive and trace_w >= PRESS_FRACTION * gamma and gamma < problem.trace_cap:
-            # Omega grows, so every earlier model stays a lower approximation of the new g; only the center's
-            # value changes (its lambda_min is known).
-            gamma = min(2 * gamma, problem.trace_cap)
-            g_y = dual_function(y, lam_y)
+        if descent and problem.gamma_adaptive:
+            gamma = adapted_gamma(gamma, trace_w, problem.gamma, problem.trace_cap)
+            if gamma != gamma_used:
+                # The model's points all lie in the new Omega (the subproblem caps eta + tr S by gamma), so it
+                # stays a lower approximation of the new g; only the center's value changes (lambda_min known).
+                g_y = dual_function(y, lam_y)
         lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:], r, idx))
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
         relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
