@@ -106,6 +106,29 @@ def test_bala_solves_a_multiblock_problem_without_a_trace_bound(tmp_path: Path) 
     assert rows[0]["gamma"] == 13 and rows[-1]["gamma"] > 19 > rows[-1]["trace_w"] - 1e-3
 
 
+# max <F0, Y>: F0 = [[0, 1], [1, 0]] (+) diag(2, 1); Y11 + y1 = 1, Y22 = 1, y2 = 3 (copied from
+# tests/test_interior_point_peers.py, whose closed form gives 5.5: Y12 = sqrt(Y11), so 2 sqrt(t) + 2 (1 - t) + 3
+# is largest at t = 1/4).
+TWO_BLOCKS = '"a 2x2 PSD block and a diagonal block of order 2\n3\n2\n2 -2\n1 1 3\n0 1 1 2 1\n0 2 1 1 2\n' \
+             '0 2 2 2 1\n1 1 1 1 1\n1 2 1 1 1\n2 1 2 2 1\n3 2 2 2 1\n'
+
+
+def test_bala_takes_diagonal_blocks_natively(tmp_path: Path) -> None:
+    """The LP block's entries are subproblem variables of their own (not bundle directions): the LP columns are
+    A(e_i e_i^T), the oracle's PSD part never returns an LP coordinate, and the solve reaches 5.5."""
+    (tmp_path / "two.dat-s").write_text(TWO_BLOCKS)
+    problem = SDPAProblem(str(tmp_path / "two.dat-s"), tol=1e-7)
+    assert list(problem.lp_index) == [2, 3]
+    a_lp, c_lp = problem.lp_columns()
+    assert a_lp.tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]] and c_lp.tolist() == [-2.0, -1.0]
+    moved, lp_min = problem.psd_slack(problem.slack(torch.tensor([0.5, 0.5, -4.0], dtype=torch.float64)))
+    assert lp_min == pytest.approx(-2.5)   # C - A^*(y) on the LP block: min(-2 - 0.5, -1 + 4)
+    values, vectors = np.linalg.eigh(moved.scipy().toarray())
+    assert np.abs(vectors[2:, :2]).max() < 1e-12   # the two lowest live on the PSD block
+    summary, _ = run_loop(problem, BALA(), tmp_path)
+    assert summary["status"] == "converged" and abs(summary["sdp_bound"] - 5.5) <= 1e-6 * 5.5
+
+
 def test_repair_makes_a_dual_point_exactly_feasible(tmp_path: Path) -> None:
     """A converged truss1 dual point, pushed off feasibility, is repaired: the slack at the repaired point is PSD
     (dense eigenvalues), so <b, y> there is a lower bound on min <C, X> = 8.99999631 (CSDP to 1e-8), and a tight

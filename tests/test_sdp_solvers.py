@@ -52,6 +52,7 @@ def test_descent_test_and_rho_streaks() -> None:
     assert next_rho(1.0, 3, 0, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (2.0, True)
     assert next_rho(1.0, 0, 4, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (0.5, True)
     assert next_rho(10.0, 3, 0, rho0=1.0, up_after=3, down_after=4, factor=2, span=10) == (10.0, False)
+    assert next_rho(0.1, 0, 4, rho0=1.0, up_after=3, down_after=4, factor=2, span=1e6, floor_span=10) == (0.1, False)
 
 
 def test_bala_state_round_trips() -> None:

@@ -81,6 +81,12 @@ class ConicSDP:
         self._v = np.concatenate([v, v[off]]).astype(np.float64)
         self.b_np = np.asarray(b, dtype=np.float64)
         self._build_slack_pattern(c)
+        offsets = np.concatenate([[0], np.cumsum(np.abs(self.block_sizes))]).astype(np.int64)
+        lp_mask = np.zeros(self.n, dtype=bool)
+        for size, lo in zip(self.block_sizes, offsets[:-1]):
+            lp_mask[lo: lo + abs(size)] = size < 0
+        self.lp_index = np.flatnonzero(lp_mask)   # coordinates of the diagonal (LP) blocks
+        self._lp_mask = lp_mask
         pair_keys, pair_of = np.unique(self._k.astype(np.int64) * self.n + self._i, return_inverse=True)
         self._pairs = (pair_keys // self.n, pair_keys % self.n, pair_of)   # the distinct (k, i): rows of each A_k
         self._pair_rows = sp.csr_matrix((self._v, (pair_of, self._j)), shape=(pair_keys.size, self.n))
@@ -178,6 +184,31 @@ class ConicSDP:
             rows.index_add_(0, self.pair_of, p[self.j] * self.v[:, None])
         out = torch.zeros(self.m, p.shape[1], p.shape[1], dtype=p.dtype, device=p.device)
         return out.index_add_(0, self.pair_k, p[self.pair_i][:, :, None] * rows[:, None, :])
+
+    def lp_columns(self) -> tuple[Tensor, Tensor]:
+        """(A(e_i e_i^T) for the LP coordinates i as an m x n_lp matrix, C_ii for them): the diagonal blocks'
+        entries enter BALA's subproblem as variables of their own."""
+        column = np.full(self.n, -1)
+        column[self.lp_index] = np.arange(self.lp_index.size)
+        on = (self._i == self._j) & self._lp_mask[self._i]
+        a = np.zeros((self.m, self.lp_index.size))
+        np.add.at(a, (self._k[on], column[self._i[on]]), self._v[on])
+        c = self.c_op.matrix.diagonal()[self.lp_index]
+        t = lambda v: torch.as_tensor(v, dtype=torch.float64, device=self.device)  # noqa: E731
+        return t(a), t(c)
+
+    def psd_slack(self, slack: CSROperator) -> tuple[CSROperator, float]:
+        """(the slack with its LP coordinates moved above its spectrum, the smallest LP diagonal entry): the
+        first's smallest eigenpairs are the PSD blocks' (an eigen-oracle over them only), the second is the
+        LP blocks' lambda_min. Where there are no LP blocks, (slack, inf)."""
+        if not self.lp_index.size:
+            return slack, math.inf
+        matrix = slack.scipy()
+        lp_min = float(matrix.diagonal()[self.lp_index].min())
+        keep = sp.diags((~self._lp_mask).astype(np.float64))
+        above = slack.gershgorin() + 1.0
+        moved = keep @ matrix @ keep + sp.diags(np.where(self._lp_mask, above, 0.0))
+        return CSROperator.from_scipy(moved), lp_min
 
     def constraint_traces(self) -> Tensor:
         """tr A_k = A(I)."""

@@ -36,16 +36,18 @@ def far_null(cut_error: float, model_error: float, predicted: float, ratio: floa
 
 
 def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
-             down_after: int, factor: float, span: float) -> tuple[float, bool]:
+             down_after: int, factor: float, span: float, floor_span: float | None = None) -> tuple[float, bool]:
     """Adapt rho only on streaks: `up_after` descents in a row -> rho * factor (the model is good, take
-    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / span, rho0 * span].
-    Returns the new rho and whether it changed (the caller then resets its streak counters)."""
+    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / floor_span, rho0 * span]
+    (floor_span defaults to span). Returns the new rho and whether it changed (the caller then resets its
+    streak counters)."""
+    floor_span = span if floor_span is None else floor_span
     new = rho
     if descent_streak >= up_after:
         new = rho * factor
     elif null_streak >= down_after:
         new = rho / factor
-    new = min(max(new, rho0 / span), rho0 * span)
+    new = min(max(new, rho0 / floor_span), rho0 * span)
     return new, new != rho
 
 
@@ -71,7 +73,8 @@ class BALA(StateDictMixin):
                  r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
                  max_iterations: int = 2000, subproblem_max_iter: int = 500,
                  eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
-                 rho_factor: float = 2.0, rho_span: float = 1e6, time_limit_s: float | None = None,
+                 rho_factor: float = 2.0, rho_span: float = 1e6, rho_floor_span: float = 10.0,
+                 time_limit_s: float | None = None,
                  subproblem_interior: bool = True) -> None:
         if rho is not None:
             require_positive("controller.rho", rho)
@@ -86,6 +89,7 @@ class BALA(StateDictMixin):
         require_positive("controller.kappa", kappa)
         require(rho_factor > 1, "controller.rho_factor", "> 1", rho_factor)
         require(rho_span >= 1, "controller.rho_span", ">= 1", rho_span)
+        require(rho_floor_span >= 1, "controller.rho_floor_span", ">= 1", rho_floor_span)
         if time_limit_s is not None:
             require_positive("controller.time_limit_s", time_limit_s)
         self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
@@ -93,6 +97,7 @@ class BALA(StateDictMixin):
         self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
         self.rho_up_after, self.rho_down_after = rho_up_after, rho_down_after
         self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
+        self.rho_floor_span = rho_floor_span
         self.subproblem_interior = bool(subproblem_interior)
         self.state = BALAState(r_p=r_p_min)
 
@@ -117,7 +122,8 @@ class BALA(StateDictMixin):
             s.null_steps += 1
             s.null_streak, s.descent_streak = s.null_streak + (1 if far else 0), 0
         s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
-                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span)
+                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span,
+                                  floor_span=self.rho_floor_span)
         if changed:
             s.descent_streak = s.null_streak = 0
 

@@ -36,24 +36,30 @@ def _barrier_hessian_s(w: np.ndarray, maps: SvecMaps) -> np.ndarray:
 
 def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma: float, r: int, use_eta: bool,
                               x0: np.ndarray, residual_sq, kappa: float, fw_gap, factor: np.ndarray | None = None,
-                              capped: bool = True, max_newton: int = MAX_NEWTON) -> tuple[np.ndarray, int, float]:
+                              capped: bool = True, max_newton: int = MAX_NEWTON,
+                              n_lp: int = 0) -> tuple[np.ndarray, int, float]:
     """x, Newton steps, final Frank-Wolfe gap. `fw_gap(x, grad)` is the subproblem's certified suboptimality
     (the same function FISTA uses); `factor` F, if given, has hess = rho F^T F, which makes a Newton step
     cheaper when F has fewer rows than columns. `capped` False drops the barrier of eta + tr S <= gamma, for
     problems whose constraints fix tr X = gamma (theta: tr X = 1 is a row of A): there the cap is active at
     the solution with a zero multiplier, its barrier term grew like 1 / sigma^2 with sigma -> 0, and Newton's
     system lost all precision (no descent direction at a Frank-Wolfe gap 10x the rule). The penalty then holds
-    the trace, and the point returned is scaled into the cap."""
+    the trace, and the point returned is scaled into the cap. The last `n_lp` entries of x are the diagonal
+    (LP) blocks' entries, each with its log barrier."""
     maps = SvecMaps(r)
     d = hess.shape[0]
+    ds = r * (r + 1) // 2
+    s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
     free = np.arange(d) if use_eta else np.arange(1, d)
     trace_row = np.zeros(d)
-    trace_row[1:] = maps.svec(np.eye(r))
+    trace_row[s_part] = maps.svec(np.eye(r))
+    trace_row[lp] = 1.0
     if use_eta:
         trace_row[0] = 1.0
-    nu = r + 1 + (1 if use_eta else 0)
+    nu = r + 1 + (1 if use_eta else 0) + n_lp
     center = np.zeros(d)
-    center[1:] = maps.svec(np.eye(r)) * gamma / nu
+    center[s_part] = maps.svec(np.eye(r)) * gamma / nu
+    center[lp] = gamma / nu
     if use_eta:
         center[0] = gamma / nu
     x = (1 - START_BLEND) * _inside(x0, maps, gamma, use_eta) + START_BLEND * center
@@ -72,7 +78,7 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
         pure_gap = fw_gap(pure, hess @ pure - q)
         if pure_gap <= max(gap, kappa ** 2 * 0.5 * rho * residual_sq(pure)):
             x, gap = pure, pure_gap
-        for rank in _face_ranks(x, maps):
+        for rank in ([] if n_lp else _face_ranks(x, maps)):
             polished = _polish_on_face(x, rank, hess, q, gamma, capped, maps, use_eta, trace_row)
             if polished is not None:
                 polished_gap = fw_gap(polished, hess @ polished - q)
@@ -87,25 +93,28 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     steps = 0
     while steps < max_newton:
         steps += 1
-        s = maps.smat(x[1:]).copy()
+        s = maps.smat(x[s_part]).copy()
         sigma = cap - float(trace_row @ x)
         eta = float(x[0]) if use_eta else 0.0
-        if sigma <= 0 or (use_eta and eta <= 0):   # on the boundary to round-off: as far as Newton can go
+        x_lp = x[lp]
+        if sigma <= 0 or (use_eta and eta <= 0) or (n_lp and x_lp.min() <= 0):   # at the boundary to round-off
             break
         w = np.linalg.inv(s)
         w = (w + w.T) / 2
         g_bar = trace_row / sigma
-        g_bar[1:] -= maps.svec(w)
+        g_bar[s_part] -= maps.svec(w)
+        g_bar[lp] -= 1.0 / x_lp
         if use_eta:
             g_bar[0] -= 1.0 / eta
         g = grad + tau * g_bar
-        solve, apply = _newton_system(hess, factor, rho, tau, s, w, eta, sigma, trace_row, maps, free, use_eta)
+        solve, apply = _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free,
+                                      use_eta)
         dx = solve(-g)
         dx = dx + solve(-g - apply(dx))   # one step of iterative refinement: tau -> 0 makes the system stiff
         decrement = -float(g @ dx)
         if not decrement > 0:   # round-off has won: no descent direction left
             break
-        alpha = _line_search(x, dx, grad, hess, tau, s, maps, cap, trace_row, use_eta)
+        alpha = _line_search(x, dx, grad, hess, tau, s, maps, cap, trace_row, use_eta, lp)
         if alpha <= 0:
             break
         x = x + alpha * dx
@@ -124,17 +133,20 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     return finish(x, hess @ x - q, tau, steps)
 
 
-def _newton_system(hess, factor, rho, tau, s, w, eta, sigma, trace_row, maps, free, use_eta):
+def _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free, use_eta):
     """(solve, apply) for the Newton matrix K = hess + tau B, B the barrier's Hessian
-    diag(1/eta^2, W (x) W) + a a^T / sigma^2: solve(rhs) = K^{-1} rhs (Woodbury where hess = rho F^T F has
+    diag(1/eta^2, W (x) W, 1/x_lp^2) + a a^T / sigma^2: solve(rhs) = K^{-1} rhs (Woodbury where hess = rho F^T F has
     low rank, else a Cholesky factor), apply(v) = K v, for iterative refinement. Components outside `free`
     (eta when it is not a variable) stay 0."""
     d = hess.shape[0]
+    ds = maps.r * (maps.r + 1) // 2
+    s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
 
     def apply(v: np.ndarray) -> np.ndarray:
         out = hess @ v
         barrier = trace_row * (float(trace_row @ v) / sigma ** 2)
-        barrier[1:] += maps.svec(w @ maps.smat(v[1:]) @ w)
+        barrier[s_part] += maps.svec(w @ maps.smat(v[s_part]) @ w)
+        barrier[lp] += v[lp] / x_lp ** 2
         if use_eta:
             barrier[0] += v[0] / eta ** 2
         out = out + tau * barrier
@@ -144,17 +156,18 @@ def _newton_system(hess, factor, rho, tau, s, w, eta, sigma, trace_row, maps, fr
 
     if factor is not None and factor.shape[0] + 1 < d:
         u = np.concatenate([math.sqrt(rho) * factor, (math.sqrt(tau) / sigma) * trace_row[None]], axis=0)
-        b0_inv_u = _b0_inverse(u, s, eta, maps)
+        b0_inv_u = _b0_inverse(u, s, eta, x_lp, maps)
         small_solve = _psd_solver(tau * np.eye(u.shape[0]) + b0_inv_u @ u.T)
 
         def solve(rhs: np.ndarray) -> np.ndarray:
-            b0_inv_rhs = _b0_inverse(rhs[None], s, eta, maps)[0]
+            b0_inv_rhs = _b0_inverse(rhs[None], s, eta, x_lp, maps)[0]
             correction = small_solve(u @ b0_inv_rhs) @ b0_inv_u
             return (b0_inv_rhs - correction) / tau
         return solve, apply
 
     h_bar = np.outer(trace_row, trace_row) / sigma ** 2
-    h_bar[1:, 1:] += _barrier_hessian_s(w, maps)
+    h_bar[s_part, s_part] += _barrier_hessian_s(w, maps)
+    h_bar[np.arange(1 + ds, d), np.arange(1 + ds, d)] += 1.0 / x_lp ** 2
     if use_eta:
         h_bar[0, 0] += 1.0 / eta ** 2
     k_solve = _psd_solver((hess + tau * h_bar)[np.ix_(free, free)])
@@ -180,13 +193,13 @@ def _psd_solver(mat: np.ndarray):
     return lambda rhs: basis @ (inverse * (basis.T @ rhs))
 
 
-def _line_search(x, dx, grad, hess, tau, s, maps, gamma, trace_row, use_eta) -> float:
+def _line_search(x, dx, grad, hess, tau, s, maps, gamma, trace_row, use_eta, lp) -> float:
     """The minimiser of phi(alpha) = f(x + alpha dx) + tau barrier(x + alpha dx) on [0, 0.99 alpha_max], found
     from phi' alone (bisection): phi' is a sum of scalar terms in alpha (the generalised eigenvalues mu of
     (dS, S) give d/dalpha -log det(S + alpha dS) = -sum mu / (1 + alpha mu)), so no difference of two
     large function values decides the step (those stalled it once tau was 1e-10 of |f|)."""
     try:
-        mu = scipy.linalg.eigh(maps.smat(dx[1:]).copy(), s, eigvals_only=True)
+        mu = scipy.linalg.eigh(maps.smat(dx[1:lp.start]).copy(), s, eigvals_only=True)
     except np.linalg.LinAlgError:
         return 0.0
     sigma, slope = gamma - float(trace_row @ x), float(trace_row @ dx)
@@ -198,9 +211,14 @@ def _line_search(x, dx, grad, hess, tau, s, maps, gamma, trace_row, use_eta) -> 
         limit = min(limit, sigma / slope)
     if use_eta and dx[0] < 0:
         limit = min(limit, -x[0] / dx[0])
+    x_lp, dx_lp = x[lp], dx[lp]
+    falling = dx_lp < 0
+    if falling.any():
+        limit = min(limit, float((-x_lp[falling] / dx_lp[falling]).min()))
 
     def derivative(alpha: float) -> float:
         value = g_dx + alpha * h_dx - tau * float((mu / (1 + alpha * mu)).sum())
+        value -= tau * float((dx_lp / (x_lp + alpha * dx_lp)).sum())
         value += tau * slope / (sigma - alpha * slope)
         if use_eta:
             value -= tau * dx[0] / (x[0] + alpha * dx[0])
@@ -227,12 +245,13 @@ def _purified(x: np.ndarray, grad: np.ndarray, tau: float, maps: SvecMaps, gamma
     part of the cone and are set to zero, so that rank(S) is the solution's (the bundle keeps rank(S) + 2
     directions; the barrier's full rank made it grow to its cap)."""
     sigma = max(gamma - float(trace_row @ x), 1e-300)
-    lam, vec = np.linalg.eigh(maps.smat(x[1:]))
-    dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[1:]).copy(), vec) + tau / sigma
+    s_part = slice(1, 1 + maps.r * (maps.r + 1) // 2)
+    lam, vec = np.linalg.eigh(maps.smat(x[s_part]))
+    dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[s_part]).copy(), vec) + tau / sigma
     top, top_dual = max(float(lam[-1]), 1e-300), max(float(np.abs(dual).max()), 1e-300)
     lam = np.where(lam / top > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
     out = x.copy()
-    out[1:] = maps.svec((vec * lam) @ vec.T)
+    out[s_part] = maps.svec((vec * lam) @ vec.T)
     eta_dual = grad[0] + tau / sigma
     if x[0] / max(top, float(x[0])) <= max(eta_dual, 0.0) / top_dual:
         out[0] = 0.0
@@ -296,17 +315,19 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
     return out
 
 
-def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, maps: SvecMaps) -> np.ndarray:
-    """B0^{-1} applied to each row (k x d): (eta^2 v_0, svec(S smat(v) S)), batched."""
+def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, x_lp: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    """B0^{-1} applied to each row (k x d): (eta^2 v_0, svec(S smat(v) S), x_lp^2 v_lp), batched."""
     a, b = np.triu_indices(maps.r)
+    ds = a.size
     mats = np.zeros((rows.shape[0], maps.r, maps.r))
-    half = rows[:, 1:] * maps.inv_weight
+    half = rows[:, 1:1 + ds] * maps.inv_weight
     mats[:, a, b] = half
     mats[:, b, a] = half
     prod = np.matmul(np.matmul(s, mats), s)
     out = np.empty_like(rows)
     out[:, 0] = eta * eta * rows[:, 0]
-    out[:, 1:] = prod[:, a, b] * maps.weight
+    out[:, 1:1 + ds] = prod[:, a, b] * maps.weight
+    out[:, 1 + ds:] = rows[:, 1 + ds:] * x_lp ** 2
     return out
 
 
@@ -316,14 +337,18 @@ def _cholesky(s: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _inside(x0: np.ndarray, maps: SvecMaps, gamma: float, use_eta: bool) -> np.ndarray:
-    """x0 with S's eigenvalues clipped at 0 and the trace scaled into the cap (a point of the closed set)."""
-    lam, vec = np.linalg.eigh(maps.smat(x0[1:]))
+    """x0 with S's eigenvalues and the LP entries clipped at 0 and the trace scaled into the cap (a point of the
+    closed set)."""
+    ds = maps.r * (maps.r + 1) // 2
+    lam, vec = np.linalg.eigh(maps.smat(x0[1:1 + ds]))
     lam = np.maximum(lam, 0.0)
+    x_lp = np.maximum(x0[1 + ds:], 0.0)
     eta = max(float(x0[0]), 0.0) if use_eta else 0.0
-    total = eta + float(lam.sum())
+    total = eta + float(lam.sum()) + float(x_lp.sum())
     if total > gamma:
-        lam, eta = lam * gamma / total, eta * gamma / total
+        lam, eta, x_lp = lam * gamma / total, eta * gamma / total, x_lp * gamma / total
     out = np.zeros_like(x0)
     out[0] = eta
-    out[1:] = maps.svec((vec * lam) @ vec.T)
+    out[1:1 + ds] = maps.svec((vec * lam) @ vec.T)
+    out[1 + ds:] = x_lp
     return out

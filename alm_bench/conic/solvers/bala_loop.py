@@ -97,9 +97,18 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
+    n_lp = int(problem.lp_index.size)
+    if n_lp:   # the diagonal (LP) blocks' entries are subproblem variables of their own, not bundle directions
+        a_lp, c_lp = problem.lp_columns()
+        lp_rows = torch.as_tensor(problem.lp_index, device=device)
+
     def eigenpairs(slack, block_size: int, tol: float):
+        """The oracle: LOBPCG over the PSD blocks (the LP coordinates moved above the spectrum) and the LP
+        blocks' smallest diagonal entry; returns the eigen-result and lambda_min over all blocks."""
+        slack, lp_min = problem.psd_slack(slack)
         hint = lowest_eigenvector(slack, oracle.block) if n > KRYLOV_LEAD_ORDER else None
-        return oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        found = oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        return found, min(float(found.values[0]), lp_min)
 
     if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
         ctl.load_state_dict(start["controller"])
@@ -110,14 +119,14 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
-        found = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
-        lam_y = float(found.values[0])
+        found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = found.vectors
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
-        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
+        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2 + n_lp, dtype=torch.float64,
+                           device=device)
 
     fista_budget = ctl.subproblem_max_iter
     trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
@@ -131,9 +140,12 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         else:
             gram_full = problem.constraint_gram(basis)
             a_sub = torch.cat([agg_a[:, None], gram_full[:, idx[0], idx[1]] * idx[2]], dim=1)
-        m_svec = a_sub[:, 1:]
+        ds = r * (r + 1) // 2
+        m_svec = a_sub[:, 1:1 + ds]
         c_basis = basis.T @ problem.c_mm(basis)
         c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
+        if n_lp:
+            a_sub, c_vec = torch.cat([a_sub, a_lp], dim=1), torch.cat([c_vec, c_lp])
         # numpy's A^T A takes the symmetric (syrk) path: half the flops of torch's general product.
         if numpy_kernels:
             a_rows = a_sub.numpy().T
@@ -150,13 +162,14 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                                                                    use_eta, warm.numpy(), residual_sq_np, ctl.kappa,
                                                                    fista_budget, factor=a_np,
                                                                    interior_fallback=ctl.subproblem_interior,
-                                                                   capped=problem.gamma_adaptive or not trace_fixed)
+                                                                   capped=problem.gamma_adaptive or not trace_fixed,
+                                                                   n_lp=n_lp)
             # Where FISTA needed the interior-point method, the next subproblem (a nearby one) will too: it
             # then gets only a short FISTA start.
             fista_budget = INTERIOR_FISTA_BUDGET if newton else ctl.subproblem_max_iter
             x_small = torch.from_numpy(x_np)
         else:
-            sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx)
+            sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx, n_lp=n_lp)
             residual_sq = lambda x: float((b - a_sub @ x).square().sum())  # noqa: E731
             x_small, sub_iters, sub_gap = solve_subproblem(sub, warm, residual_sq, ctl.kappa,
                                                            ctl.subproblem_max_iter)
@@ -182,15 +195,17 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
-        found = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
+        found, lam_z = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
         t_eig = time.perf_counter() - t1
-        lam_z = float(found.values[0])
-        eig_gap = max(found.last_value - lam_z, 1e-12 * scale)
+        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         g_z = dual_function(z, lam_z)
         descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
         cut_error = math.nan
         if not descent:   # the new cut's linearization error at the center: g(y) - (its value at y) >= 0
             u = found.vectors[:, :1]
+            if lam_z < float(found.values[0]):   # an LP entry is the lowest: v = gamma e_i e_i^T
+                u = torch.zeros_like(u)
+                u[lp_rows[int(np.argmin(slack.scipy().diagonal()[problem.lp_index]))], 0] = 1.0
             curvature = float((u * problem.slack(y).mm(u)).sum()) if lam_z < 0 else 0.0
             cut_error = gamma * (curvature - min(0.0, lam_y)) if lam_z < 0 else -gamma * min(0.0, lam_y)
         rho_used = s.rho
@@ -200,7 +215,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
 
         # Model update: keep the top r_p directions of S, fold the rest (and eta W) into the aggregate.
         eta = float(x_small[0]) if use_eta else 0.0
-        trace_w = eta + float(x_small[1:][idx[0] == idx[1]].sum())
+        x_lp = x_small[1 + ds:]
+        trace_w = eta + float(x_small[1:1 + ds][idx[0] == idx[1]].sum()) + float(x_lp.sum())
         gamma_used = gamma
         if descent and problem.gamma_adaptive:
             gamma = adapted_gamma(gamma, trace_w, problem.gamma, problem.trace_cap)
@@ -208,7 +224,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                 # The model's points all lie in the new Omega (the subproblem caps eta + tr S by gamma), so it
                 # stays a lower approximation of the new g; only the center's value changes (lambda_min known).
                 g_y = dual_function(y, lam_y)
-        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:], r, idx))
+        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:1 + ds], r, idx))
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
         relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
         rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
@@ -229,11 +245,16 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         lifted = basis @ vec_s[:, :max(keep, rank_s)]
         kept = lifted[:, :keep]
         factor = lifted[:, :rank_s] * lam_s[:rank_s].sqrt()
+        if n_lp:   # the LP entries as columns sqrt(x_i) e_i
+            on = torch.nonzero(x_lp > 0).flatten()
+            lp_factor = torch.zeros(n, on.numel(), dtype=torch.float64, device=device)
+            lp_factor[lp_rows[on], torch.arange(on.numel(), device=device)] = x_lp[on].sqrt()
+            factor = torch.cat([factor, lp_factor], dim=1)
         basis = extend_basis(kept, found.vectors)
         r_new = basis.shape[1]
         warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)
         warm_s[:keep, :keep] = torch.diag(lam_keep)
-        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device))])
+        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device)), x_lp])
 
         yield ConicIterate(
             objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor,
