@@ -104,7 +104,9 @@ def run(full: bool = False, files: list[str] | None = None, solvers: list[str] |
                     lines.append(f"| {label} | {name} | {why} | | | | | | |")
                     print(lines[-1], flush=True)
                     continue
-                gap = abs(fine["bound"] - SDPLIB_VALUE[file]) / max(abs(SDPLIB_VALUE[file]), 1e-12)
+                bound = fine["bound"]
+                gap = (abs(bound - SDPLIB_VALUE[file]) / max(abs(SDPLIB_VALUE[file]), 1e-12) if bound is not None
+                       else float("nan"))   # None: no certified bound (no trace certificate, no repair)
                 t4 = cell(coarse["took"] if coarse["reached"] else None, None, None)
                 t6 = cell(fine["took"] if fine["reached"] else None, None, None)
                 if not fine["reached"]:
