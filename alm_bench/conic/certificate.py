@@ -59,12 +59,28 @@ def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.T
     lam = certified_lambda_min(slack)
     if lam >= 0:
         return y, (y, lam)
-    values, vectors = scipy.linalg.eigh(slack.scipy().toarray())
+    # Per block kind: the PSD blocks' eigenpairs (the LP coordinates moved above the spectrum), and the LP
+    # blocks' diagonal, where the face is the coordinates with a small entry and lifting one needs only
+    # (A^*(d))_ii = -1 (arch0: 76 of them, far beyond any PSD face the constraints could lift).
+    moved, _ = problem.psd_slack(slack)
+    values, vectors = scipy.linalg.eigh(moved.scipy().toarray())
     scale = max(float(np.abs(values).max()), 1e-300)
-    for r in _face_sizes(values, scale, problem.m):
+    lp_rows = np.zeros((0, problem.m))
+    if problem.lp_index.size:
+        diagonal = slack.scipy().diagonal()[problem.lp_index]
+        face_lp = problem.lp_index[diagonal <= FACE_LIMIT * scale]
+        a_lp, _ = problem.lp_columns()
+        column = np.searchsorted(problem.lp_index, face_lp)
+        lp_rows = a_lp.cpu().numpy()[:, column].T
+    n_psd = problem.n - problem.lp_index.size
+    for r in _face_sizes(values[:n_psd], scale, problem.m - lp_rows.shape[0]) or [0]:
         u = torch.from_numpy(np.ascontiguousarray(vectors[:, :r]))
-        rows = _svec_rows(problem.constraint_gram(u).numpy())
-        target = -_svec_rows(np.eye(r)[None])[:, 0]
+        rows = np.concatenate([_svec_rows(problem.constraint_gram(u).numpy()) if r else np.zeros((0, problem.m)),
+                               lp_rows])
+        if not rows.shape[0]:
+            continue
+        target = -np.concatenate([_svec_rows(np.eye(r)[None])[:, 0] if r else np.zeros(0),
+                                  np.ones(lp_rows.shape[0])])
         d = torch.from_numpy(np.linalg.lstsq(rows, target, rcond=None)[0])
         t = -lam
         for _ in range(MAX_STEPS):
