@@ -135,6 +135,10 @@ def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa
                  max_iter, check_every)
 
 
+# The interior-point fallback's Newton system has order min(constraints + 1, len x); above this its steps cost
+# more than FISTA's remaining iterations save (mcp500-1: 18 s a subproblem at order 1486 where rank X* = 60).
+INTERIOR_SIZE_LIMIT = 400
+
 # ---- CPU fast path ----------------------------------------------------------------------------------
 # Each FISTA iteration is a handful of tiny ops (r ~ 20, m ~ 200) around one r x r eigendecomposition: in
 # torch on the CPU the per-op overhead made it ~0.5 ms; in numpy it is close to the eigh itself.
@@ -260,7 +264,9 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
 
     x, iters, gap = fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
                           check_every)
-    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback:
+    rows = factor.shape[0] if factor is not None else hess.shape[0]
+    system = min(rows + 1, hess.shape[0])   # the order of the interior-point method's Newton system
+    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback or system > INTERIOR_SIZE_LIMIT:
         return x, iters, gap, 0
     # FISTA's rate is that of H's conditioning: past its budget the interior-point method finishes the job in
     # a number of Newton steps that does not depend on it.
