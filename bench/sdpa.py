@@ -5,8 +5,8 @@ runner's confirmed stop; the interior-point solvers and SCS by their own solve t
 bound's relative difference to the SDPLIB value (corrected where the data README says the table misprints it).
 Peers with their own recommended settings: SCS one call at eps = the tolerance (its iterates do not depend on
 eps), Clarabel and CSDP at their default tolerances (an interior-point run ends once; both columns show it).
-A solver that refuses a file or is not installed says so in its row; control1, truss1 and arch0 get a trace
-bound (TRACE_BOUND below), the same for every solver.
+A solver that refuses a file or is not installed says so in its row. No file gets a hand-set trace bound: the
+problem derives what bounds tr X, or certifies with an exactly feasible dual point (README, "SDPs").
 
     python -m bench.sdpa                       quick: mcp100, theta1, control1, truss1, gpp100 (30 s caps)
     python -m bench.sdpa --full                every file in ../shared/data/sdplib (300 s caps)
@@ -35,10 +35,6 @@ from bench.sdp import FreshProcesses, cell, data_dir, own_time_and_iterations, p
 SDPLIB_VALUE = {"mcp100": 226.157351, "maxG11": 629.1647, "maxG51": 4006.2555, "gpp100": -44.9435,
                 "gpp250-1": -15.445, "gpp500-1": -25.3, "qpG51": 11818.000, "theta1": 23.0,
                 "control1": 17.78463, "truss1": -8.999996, "arch0": 0.566517}
-# Files whose constraints fix no trace: Omega = {X PSD, tr X <= gamma} needs gamma, which the problem does not
-# derive yet; given here, the same for every solver, above the optimal X's trace (control1 18.8, truss1 19.0,
-# arch0 80.8 by CSDP). It enters the certified bound only through gamma * min(0, lambda_min).
-TRACE_BOUND = {"control1": 25.0, "truss1": 25.0, "arch0": 100.0}
 QUICK = ["mcp100", "theta1", "control1", "truss1", "gpp100"]
 FULL = list(SDPLIB_VALUE)
 SOLVERS = ["bala", "classic_alm", "scs", "clarabel", "csdp"]
@@ -72,12 +68,11 @@ def measure(file: str, name: str, cap: float, tol: float) -> dict:
     """One solver on one file to `tol`, in a fresh process: time and iterations to its stop, bound, peak RSS."""
     rows = MemoryTracker()
     try:
-        problem = SDPAProblem(str(sdpa_file(file)), tol=tol, trace_bound=TRACE_BOUND.get(file))
+        problem = SDPAProblem(str(sdpa_file(file)), tol=tol)
         summary = run_conic(problem, controller(name, cap, tol), rows,
                             RunContext(output_dir=None, device=torch.device("cpu")))
-    except UserError as err:   # refused (no trace bound), or the peer is not installed
-        text = str(err)
-        return {"error": "refused: needs problem.trace_bound" if "trace_bound" in text else text[:80]}
+    except UserError as err:   # refused, or the peer is not installed
+        return {"error": str(err)[:80]}
     last = rows.rows[-1] if rows.rows else {}
     took, iterations = own_time_and_iterations(last)
     peak = peak_rss_mb() + last.get("scs_peak_rss_mb", 0.0)
@@ -109,7 +104,9 @@ def run(full: bool = False, files: list[str] | None = None, solvers: list[str] |
                     lines.append(f"| {label} | {name} | {why} | | | | | | |")
                     print(lines[-1], flush=True)
                     continue
-                gap = abs(fine["bound"] - SDPLIB_VALUE[file]) / max(abs(SDPLIB_VALUE[file]), 1e-12)
+                bound = fine["bound"]
+                gap = (abs(bound - SDPLIB_VALUE[file]) / max(abs(SDPLIB_VALUE[file]), 1e-12) if bound is not None
+                       else float("nan"))   # None: no certified bound (no trace certificate, no repair)
                 t4 = cell(coarse["took"] if coarse["reached"] else None, None, None)
                 t6 = cell(fine["took"] if fine["reached"] else None, None, None)
                 if not fine["reached"]:
@@ -124,7 +121,7 @@ def run(full: bool = False, files: list[str] | None = None, solvers: list[str] |
 
 
 def _shape(file: str) -> str:
-    problem = SDPAProblem(str(sdpa_file(file)), trace_bound=1.0)   # any bound: only the shape is read
+    problem = SDPAProblem(str(sdpa_file(file)))
     return f"{problem.n}, {problem.m}"
 
 

@@ -128,10 +128,12 @@ def test_malformed_sdpa_is_refused(tmp_path: Path, content: str, message: str) -
     assert str(path) in str(err.value)
 
 
-def test_sdp_without_a_derivable_trace_bound_asks_for_it(tmp_path: Path) -> None:
+def test_sdp_without_a_derivable_trace_bound_needs_none(tmp_path: Path) -> None:
+    """X_12 = 1 bounds no trace (X = [[t, 1], [1, t]] is feasible for every t >= 1): no certificate, no error;
+    gamma starts at the order and the certified bound comes from an exactly feasible dual point."""
     (tmp_path / "s.dat-s").write_text("1\n1\n2\n1.0\n0 1 1 1 1\n1 1 1 2 1\n")
-    with pytest.raises(UserError, match="problem.trace_bound"):
-        SDPAProblem(str(tmp_path / "s.dat-s"))
+    problem = SDPAProblem(str(tmp_path / "s.dat-s"))
+    assert problem.trace is None and problem.gamma == 2.0 and problem.gamma_adaptive
 
 
 def test_a_mat_file_that_crashes_scipys_reader_is_one_line_naming_it() -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from alm_bench import checkpoint
+from alm_bench.conic.certificate import DualCertifier
 from alm_bench.conic.eigen import (CHOLESKY_LIMIT, DENSE_LIMIT, certified_lambda_min, confirmed_lambda_min,
                                    lambda_min_at_least)
 from alm_bench.conic.iterate import ConicIterate
@@ -73,19 +74,28 @@ def solver_iterations(problem: ConicSDP, controller: Any, ctx: RunContext,
     return loop(problem, controller, ctx) if start is None else loop(problem, controller, ctx, start)
 
 
-def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float) -> tuple[float, float, float]:
-    """(the dual value for eps_g, eps_d, the lower bound <b, y> + gamma min(0, lambda_min) on the optimum).
-    With a multiplier e of the identity, y + min(0, lambda_min) e is exactly dual feasible: eps_d = 0 and
-    the dual value is the bound. Otherwise eps_d is the norm of the negative part of C - A^*(y)."""
+def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float,
+                   certifier: DualCertifier | None = None) -> tuple[list[tuple[float, float]], float]:
+    """([(a dual value for eps_g, its eps_d), ...], a certified lower bound on the optimum) at y.
+    With a trace certificate e (sum_k e_k A_k >= I, conic/trace.py), y + min(0, lambda_min) e is exactly dual
+    feasible: eps_d = 0 and the dual value is the bound <b, y> + T min(0, lambda_min). Where tr X is not fixed
+    (T may be loose) y itself is also offered, with eps_d the norm of the negative part of C - A^*(y)
+    (computed up to DENSE_LIMIT); the metrics take the better of the two."""
     by = float(problem.b @ y)
     bound = problem.dual_bound(y, lambda_min)
-    if problem.identity_multiplier is not None:
-        return bound, 0.0, bound
+    if certifier is not None:
+        bound = max(bound, certifier.bound(y, lambda_min))
+    if problem.trace is not None:
+        options = [(problem.dual_bound(y, lambda_min), 0.0)]
+        if problem.trace.exact or problem.n > DENSE_LIMIT:
+            return options, bound
+    else:
+        options = []
     if problem.n > DENSE_LIMIT:
-        return by, float("nan"), bound
+        return [(by, float("nan"))], bound
     values = np.linalg.eigvalsh(problem.slack(y).scipy().toarray())
     negative = float(np.sqrt((np.minimum(values, 0.0) ** 2).sum()))
-    return by, negative / (1 + problem.c_norm), bound
+    return options + [(by, negative / (1 + problem.c_norm))], bound
 
 
 def primal_candidates(problem: ConicSDP, it: ConicIterate) -> list[tuple[str, float, torch.Tensor]]:
@@ -105,44 +115,48 @@ def primal_candidates(problem: ConicSDP, it: ConicIterate) -> list[tuple[str, fl
     return candidates
 
 
-def evaluate(problem: ConicSDP, it: ConicIterate, lambda_min: float, candidates: list, b_norm: float) -> dict[str, Any]:
+def evaluate(problem: ConicSDP, it: ConicIterate, lambda_min: float, candidates: list, b_norm: float,
+             certifier: DualCertifier | None = None) -> dict[str, Any]:
     """The slides' metrics at the dual point (y, lambda_min) for the best of the primal candidates."""
     if it.dual_value is not None:
-        dual, eps_d, bound = it.dual_value, 0.0, it.dual_value
+        duals, bound = [(it.dual_value, 0.0)], it.dual_value
     else:
-        dual, eps_d, bound = dual_objective(problem, it.y, lambda_min)
+        duals, bound = dual_objective(problem, it.y, lambda_min, certifier)
     scored = []
     for name, objective, residual in candidates:
         eps_p = float(residual.norm()) / (1 + b_norm)
-        eps_g = relative_gap(objective, dual)
-        scored.append((max(eps_p, eps_d, eps_g), name, objective, residual, eps_p, eps_g))
+        for dual, eps_d in duals:
+            eps_g = relative_gap(objective, dual)
+            scored.append((max(eps_p, eps_d, eps_g), name, objective, residual, eps_p, eps_d, eps_g))
     best = min(scored, key=lambda c: c[0])
-    max_eps, name, objective, residual, eps_p, eps_g = best
+    max_eps, name, objective, residual, eps_p, eps_d, eps_g = best
     return {"objective": objective, "bound": bound, "eps_p": eps_p, "eps_d": eps_d, "eps_g": eps_g,
             "max_eps": max_eps, "max_violation": float(residual.abs().max()), "primal": name,
-            "iterate_max_eps": scored[0][0]}
+            "iterate_max_eps": min(c[0] for c in scored if c[1] == scored[0][1])}
 
 
 CLAIM_TEST_SHARES = (1e-3, 0.5, 1.0)   # confirm_claim's tests: how far from the claimed lambda to the threshold
 
 
 def claim_threshold(problem: ConicSDP, it: ConicIterate, candidates: list, b_norm: float) -> float:
-    """The smallest lambda_min at which the claim still holds: the bound <b, y> + gamma min(0, lambda_min) may
-    fall to the lowest dual value within the tolerance of a primal candidate that is feasible within it."""
+    """The smallest lambda_min at which the claim still holds: the bound <b, y> + T min(0, lambda_min) (T the
+    exact trace, problem.trace) may fall to the lowest dual value within the tolerance of a primal candidate
+    that is feasible within it."""
     by = float(problem.b @ it.y)
     lows = [lowest_dual_within(objective, problem.tol) for _, objective, residual in candidates
             if float(residual.norm()) / (1 + b_norm) <= problem.tol]
-    return min((low - by) / problem.gamma for low in lows) if lows else 0.0
+    return min((low - by) / problem.trace.bound for low in lows) if lows else 0.0
 
 
 def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: list, b_norm: float) -> float:
     """A reliable lower bound on lambda_min at it.y, for a claim that rests on the solver's lam (a Ritz value,
-    which can only be optimistic). Where the claim is all that needs deciding (an exact dual shift, so eps_d =
-    0) and a dense Cholesky is affordable, it answers "lambda_min >= t?" at t a thousandth, half and all of the
-    way from the claimed value to the claim's threshold (the first keeps the row's bound as tight as the
-    solver's own where that is accurate: an interior-point peer's, BALA's at the end); the exact lambda_min
-    only when all three fail (the claim does not hold), or for other problems and orders."""
-    if problem.identity_multiplier is not None and problem.n <= CHOLESKY_LIMIT:
+    which can only be optimistic). Where the claim is all that needs deciding (tr X fixed by the constraints, so
+    the shifted dual is exactly feasible and eps_d = 0) and a dense Cholesky is affordable, it answers
+    "lambda_min >= t?" at t a thousandth, half and all of the way from the claimed value to the claim's
+    threshold (the first keeps the row's bound as tight as the solver's own where that is accurate: an
+    interior-point peer's, BALA's at the end); the exact lambda_min only when all three fail (the claim does
+    not hold), or for other problems and orders."""
+    if problem.trace is not None and problem.trace.exact and problem.n <= CHOLESKY_LIMIT:
         threshold = claim_threshold(problem, it, candidates, b_norm)
         slack = problem.slack(it.y)
         claimed = min(lam, 0.0)
@@ -164,6 +178,12 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
     last: dict[str, Any] = {}
     best_bound, best_y, factor = -math.inf, None, None
     confirmed_bound = -math.inf   # the best bound that a confirmation certified
+    last_y = None
+    # Without a trace certificate a bound needs an exactly feasible dual point (conic/certificate.py); with
+    # one that does not fix tr X, T may be loose (control1: 400 where tr X* = 18.8), and such a point is
+    # often the better bound.
+    trace = getattr(problem, "trace", False)
+    certifier = DualCertifier(problem) if trace is None or (trace and not trace.exact) else None
     step, elapsed, loop_state = 0, 0.0, None
     fingerprint = problem.fingerprint() if hasattr(problem, "fingerprint") else None
     if ctx.resume is not None:  # continue after the last whole iteration of that run
@@ -207,18 +227,21 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
             lam, confirmed = it.lambda_min, False
             if confirmed_at is not None and torch.equal(confirmed_at[0], it.y):  # BALA's null steps keep y
                 lam, confirmed = min(lam, confirmed_at[1]), True
-            metrics = evaluate(problem, it, lam, candidates, b_norm)
+            metrics = evaluate(problem, it, lam, candidates, b_norm, certifier)
             if metrics["max_eps"] <= problem.tol and it.dual_value is None and not confirmed:
                 # The solver's eigenvalue is a Ritz value (an overestimate of lambda_min: an optimistic
                 # bound), converged only as far as the solver needed: a claim is confirmed by a reliable
                 # lambda_min first, the same way for every solver, and the run goes on if it does not hold.
                 lam, confirmed = confirm_claim(problem, it, lam, candidates, b_norm), True
                 confirmed_at = (it.y.clone(), lam)
-                metrics = evaluate(problem, it, lam, candidates, b_norm)
+                if certifier is not None:   # an exactly feasible point near this y, and maybe an interior one
+                    confirmed_bound = max(confirmed_bound, certifier.certify(it.y))
+                metrics = evaluate(problem, it, lam, candidates, b_norm, certifier)
                 confirmed_bound = max(confirmed_bound, metrics["bound"])
             if metrics["bound"] > best_bound:
                 best_bound, best_y = metrics["bound"], it.y.clone()
             factor = it.factor if it.factor is not None else factor
+            last_y = it.y
             row = {"step": step, **metrics, "lambda_confirmed": confirmed, **it.row,
                    "wall_time_s": time.perf_counter() - start}
             trackers.log(row)
@@ -255,15 +278,30 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         summary["dual_bound"] = best_bound  # the LP's dual function is exact: no recertification needed
         if problem.reference_objective is not None and last:
             summary["relative_error"] = relative_error(last["objective"], problem.reference_objective)
-    elif best_y is not None and finished:
+    elif (best_y is not None or last_y is not None) and finished:
         t0 = time.perf_counter()
-        lam = certified_lambda_min(problem.slack(best_y))
         # best_y has the best bound by the solver's own eigenvalues, which can be optimistic: a bound that a
         # confirmation certified during the run may be the better one.
-        certified = max(problem.dual_bound(best_y, lam), confirmed_bound)
-        summary.update(sdp_bound=problem.report_value(certified), certify_time_s=time.perf_counter() - t0,
+        certified = confirmed_bound
+        if best_y is not None:
+            lam = certified_lambda_min(problem.slack(best_y))
+            certified = max(certified, problem.dual_bound(best_y, lam))
+            if certifier is not None:
+                certified = max(certified, certifier.bound(best_y, lam))
+        if last_y is not None and (best_y is None or not torch.equal(last_y, best_y)):
+            # best_y is best by the solver's own (Ritz) eigenvalues, which early on can be far too optimistic:
+            # a run that never confirmed a claim (mcp500-1 at its time limit) then reported a bound 2.3% off
+            # while its last point's certified bound was within 1e-4.
+            lam = certified_lambda_min(problem.slack(last_y))
+            certified = max(certified, problem.dual_bound(last_y, lam))
+            if certifier is not None:
+                certified = max(certified, certifier.bound(last_y, lam))
+        if certifier is not None and last_y is not None:   # an exactly feasible point near the last dual point
+            certified = max(certified, certifier.certify(last_y))
+        summary.update(sdp_bound=problem.report_value(certified) if math.isfinite(certified) else None,
+                       certify_time_s=time.perf_counter() - t0,
                        sdp_value=problem.report_value(last["objective"]) if last else None)
-        if last:
+        if last and math.isfinite(certified):
             summary["relative_gap"] = relative_gap(last["objective"], certified)
     if isinstance(problem, MaxCut) and factor is not None and finished:
         summary.update(_round(problem, factor, ctx))

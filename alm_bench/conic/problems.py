@@ -8,6 +8,13 @@ entries appear in no constraint and not in C, so the optimal value is unchanged 
 block diagonal (its smallest eigenvalue is the smallest over the blocks); a diagonal (LP) block is a block
 whose off-diagonal entries appear nowhere, which is the same as requiring its diagonal to be >= 0.
 
+No trace bound is asked of the user. `trace` (conic/trace.py) is a multiplier e with sum_k e_k A_k >= I where
+the constraints admit one: T = <e, b> then bounds tr X on the whole feasible set and certifies every dual
+bound. gamma is only where the solvers' Omega starts (T where the constraints fix tr X = T, else min(T, n));
+BALA raises it while its iterates press against it (`gamma_adaptive`), and no certified bound depends on it.
+Constraints diag(X) = b in any row order and scaling are recognised and stored as rows 0..n-1 with coefficient
+1 (`diagonal`), for the mixing method, the feasible rescaling and row-wise operators.
+
 Values are reported in the file's maximisation convention: the Max-Cut SDP value max <L/4, X> and the SDPA
 dual value max <F_0, Y> are both -min <C, X>.
 """
@@ -21,15 +28,16 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
+from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.operators import CSROperator
 from alm_bench.conic.readers import read_graph_file
 from alm_bench.conic.readers.checks import existing_file
 from alm_bench.conic.readers.sdpa import read_sdpa
-from alm_bench.errors import ConfigError, UserError, require, require_int, require_positive
+from alm_bench.conic.trace import TraceCertificate, trace_certificate
+from alm_bench.errors import UserError, require, require_int, require_positive
 
 
 def factor_rank(m: int, n: int) -> int:
@@ -73,6 +81,13 @@ class ConicSDP:
         self.block_sizes = block_sizes or [self.n]
         self.c_op = CSROperator.from_scipy(c)
         self.c_norm = float(sp.linalg.norm(c)) if c.nnz else 0.0
+        k, v, b = np.asarray(k), np.asarray(v, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        self.diagonal = _is_diagonal(k, i, j, v, self.n, self.m)
+        if self.diagonal:   # constraint k is then row k with coefficient 1: v_k X_ii = b_k -> X_ii = b_k / v_k
+            order = np.empty(self.m, dtype=np.int64)
+            order[i] = k
+            b = b[order] / v[order]
+            k, v = np.asarray(i).copy(), np.ones(self.m)
         # Constraint triplets with both triangles stored, so every formula below is a plain sum over t.
         off = i != j
         self._k = np.concatenate([k, k[off]])
@@ -81,8 +96,21 @@ class ConicSDP:
         self._v = np.concatenate([v, v[off]]).astype(np.float64)
         self.b_np = np.asarray(b, dtype=np.float64)
         self._build_slack_pattern(c)
-        self.identity_multiplier_np = self._identity_multiplier()
+        offsets = np.concatenate([[0], np.cumsum(np.abs(self.block_sizes))]).astype(np.int64)
+        lp_mask = np.zeros(self.n, dtype=bool)
+        for size, lo in zip(self.block_sizes, offsets[:-1]):
+            lp_mask[lo: lo + abs(size)] = size < 0
+        self.lp_index = np.flatnonzero(lp_mask)   # coordinates of the diagonal (LP) blocks
+        self._lp_mask = lp_mask
+        pair_keys, pair_of = np.unique(self._k.astype(np.int64) * self.n + self._i, return_inverse=True)
+        self._pairs = (pair_keys // self.n, pair_keys % self.n, pair_of)   # the distinct (k, i): rows of each A_k
+        self._pair_rows = sp.csr_matrix((self._v, (pair_of, self._j)), shape=(pair_keys.size, self.n))
+        self.trace = self._trace_certificate()
+        self.trace_cap = self.trace.bound if self.trace is not None else math.inf
         self.gamma = self._trace_bound(trace_bound)
+        # BALA raises gamma while its iterates press against it unless the user set it or the constraints fix
+        # tr X (then gamma is exact).
+        self.gamma_adaptive = trace_bound is None and not (self.trace is not None and self.trace.exact)
         self.to(torch.device("cpu"))
 
     def fingerprint(self) -> str:
@@ -111,34 +139,29 @@ class ConicSDP:
         self._pos_a = inverse[keys_c.size: keys_c.size + keys_a.size]
         self._c_data = np.bincount(self._pos_c, weights=coo.data, minlength=unique.size)
 
-    def _identity_multiplier(self) -> np.ndarray | None:
-        """e with sum_k e_k A_k = I, if one exists: then tr X = <b, e> on the feasible set, and shifting y by
-        min(0, lambda_min) e makes any y exactly dual feasible (the certificate, with eps_d = 0)."""
+    def _trace_certificate(self) -> TraceCertificate | None:
+        """e with sum_k e_k A_k >= I and T = <e, b> >= tr X on the feasible set (conic/trace.py), or None."""
         n_entries = self._pattern_indices.size
-        a = sp.csr_matrix((self._v, (self._pos_a, self._k)), shape=(n_entries, self.m))
-        target = np.zeros(n_entries)
+        pattern = sp.csr_matrix((self._v, (self._pos_a, self._k)), shape=(n_entries, self.m))
         rows = np.repeat(np.arange(self.n), np.diff(self._pattern_indptr))
-        target[rows == self._pattern_indices] = 1.0
-        e = spla.lsqr(a, target, atol=1e-14, btol=1e-14, iter_lim=10 * self.m + 100)[0]
-        snapped = np.round(e * 1e6) / 1e6  # exact multipliers are usually simple numbers (Max-Cut: all ones)
-        if np.linalg.norm(a @ snapped - target) <= np.linalg.norm(a @ e - target):
-            e = snapped
-        residual = np.linalg.norm(a @ e - target)
-        return e if residual <= 1e-9 * np.sqrt(self.n) else None
+        found = trace_certificate(pattern, rows == self._pattern_indices, rows, self._pattern_indices, self.n,
+                                  self.b_np)
+        if found is not None and found.bound <= 0:
+            raise UserError(f"{self.source}: the constraints bound tr X by {found.bound:.6g} <= 0, so the SDP is "
+                            f"infeasible or X = 0")
+        return found
 
     def _trace_bound(self, configured: float | None) -> float:
+        """gamma of Omega = {X PSD, tr X <= gamma}, where the solvers that need one start: the user's
+        problem.trace_bound, else the derived bound T where the constraints fix tr X = T, else
+        min(T, n) (T may be loose: 400 on control1, whose optimal trace is 18.8), which BALA raises while
+        its iterates press against it."""
         if configured is not None:
             require_positive("problem.trace_bound", configured)
             return float(configured)
-        if self.identity_multiplier_np is None:
-            raise ConfigError(f"problem.trace_bound: {self.source}: no combination of the constraints fixes tr X, "
-                              f"so BALA's set {{X PSD, tr X <= gamma}} needs gamma: set problem.trace_bound=VALUE "
-                              f"(any upper bound on the trace of an optimal X)")
-        gamma = float(self.b_np @ self.identity_multiplier_np)
-        if gamma <= 0:
-            raise UserError(f"{self.source}: the constraints fix tr X = {gamma:.6g} <= 0, so the SDP is infeasible "
-                            f"or X = 0")
-        return gamma
+        if self.trace is not None and self.trace.exact:
+            return self.trace.bound
+        return float(min(self.trace_cap, self.n))
 
     def to(self, device: torch.device) -> "ConicSDP":
         """Place the triplets and b on `device` (the solvers' torch paths run there)."""
@@ -147,23 +170,60 @@ class ConicSDP:
         self.k, self.i, self.j, self.v = t(self._k, torch.long), t(self._i, torch.long), t(self._j, torch.long), t(self._v)
         self.b = t(self.b_np)
         self.pos_a = t(self._pos_a, torch.long)
+        self.pair_k, self.pair_i, self.pair_of = (t(a, torch.long) for a in self._pairs)
         self.c_data = t(self._c_data)
-        self.identity_multiplier = (None if self.identity_multiplier_np is None
-                                    else t(self.identity_multiplier_np))
+        self.trace_multiplier = None if self.trace is None else t(self.trace.multiplier)
         return self
 
     # ---- the operators (torch) --------------------------------------------------------------------
+    # With diag(X) = b (self.diagonal) every operator is a row-wise formula, far cheaper than the triplet sums.
     def constraint_values(self, v: Tensor, s: Tensor | None = None) -> Tensor:
         """A(V S V^T) (S = I if None): <A_k, V S V^T> = sum_t v_t (V S)[i_t] . V[j_t]."""
         u = v if s is None else v @ s
+        if self.diagonal:
+            return (u * v).sum(dim=1)
         vals = self.v * (u[self.i] * v[self.j]).sum(dim=1)
         return torch.zeros(self.m, dtype=v.dtype, device=v.device).index_add_(0, self.k, vals)
 
     def constraint_gram(self, p: Tensor) -> Tensor:
         """G[k, a, b] = p_a^T A_k p_b, shape (m, r, r)."""
-        e = p[self.i] * self.v[:, None]
+        if self.diagonal:
+            return p[:, :, None] * p[:, None, :]
+        # By rows of each A_k: y_(k,i) = sum_j (A_k)_ij p_j costs nnz r, then G[k] = sum_i p_i y_(k,i)^T costs
+        # (distinct (k, i) pairs) r^2; one outer product per entry cost nnz r^2, 0.26 s a call on gpp250-1,
+        # whose <J, X> = 0 alone has n^2 entries.
+        if numpy_path(p.device):   # scipy's sparse product: 6x torch's index_add here
+            rows = torch.from_numpy(self._pair_rows @ p.numpy())
+        else:
+            rows = torch.zeros(self.pair_k.numel(), p.shape[1], dtype=p.dtype, device=p.device)
+            rows.index_add_(0, self.pair_of, p[self.j] * self.v[:, None])
         out = torch.zeros(self.m, p.shape[1], p.shape[1], dtype=p.dtype, device=p.device)
-        return out.index_add_(0, self.k, e[:, :, None] * p[self.j][:, None, :])
+        return out.index_add_(0, self.pair_k, p[self.pair_i][:, :, None] * rows[:, None, :])
+
+    def lp_columns(self) -> tuple[Tensor, Tensor]:
+        """(A(e_i e_i^T) for the LP coordinates i as an m x n_lp matrix, C_ii for them): the diagonal blocks'
+        entries enter BALA's subproblem as variables of their own."""
+        column = np.full(self.n, -1)
+        column[self.lp_index] = np.arange(self.lp_index.size)
+        on = (self._i == self._j) & self._lp_mask[self._i]
+        a = np.zeros((self.m, self.lp_index.size))
+        np.add.at(a, (self._k[on], column[self._i[on]]), self._v[on])
+        c = self.c_op.matrix.diagonal()[self.lp_index]
+        t = lambda v: torch.as_tensor(v, dtype=torch.float64, device=self.device)  # noqa: E731
+        return t(a), t(c)
+
+    def psd_slack(self, slack: CSROperator) -> tuple[CSROperator, float]:
+        """(the slack with its LP coordinates moved above its spectrum, the smallest LP diagonal entry): the
+        first's smallest eigenpairs are the PSD blocks' (an eigen-oracle over them only), the second is the
+        LP blocks' lambda_min. Where there are no LP blocks, (slack, inf)."""
+        if not self.lp_index.size:
+            return slack, math.inf
+        matrix = slack.scipy()
+        lp_min = float(matrix.diagonal()[self.lp_index].min())
+        keep = sp.diags((~self._lp_mask).astype(np.float64))
+        above = slack.gershgorin() + 1.0
+        moved = keep @ matrix @ keep + sp.diags(np.where(self._lp_mask, above, 0.0))
+        return CSROperator.from_scipy(moved), lp_min
 
     def constraint_traces(self) -> Tensor:
         """tr A_k = A(I)."""
@@ -172,6 +232,8 @@ class ConicSDP:
 
     def adjoint_mm(self, y: Tensor, v: Tensor) -> Tensor:
         """A^*(y) V."""
+        if self.diagonal:
+            return y[:, None] * v
         return self.c_mm(v) - self.slack(y).mm(v)
 
     def c_mm(self, v: Tensor) -> Tensor:
@@ -186,16 +248,23 @@ class ConicSDP:
         return CSROperator(self._pattern_indptr, self._pattern_indices, data, self.n)
 
     def initial_dual(self) -> Tensor:
+        if self.diagonal:
+            # y0 = diag(C) zeroes the diagonal of C - Diag(y0): 1.2-1.6x fewer BALA iterations than y0 = 0.
+            return torch.as_tensor(self.c_op.matrix.diagonal(), dtype=torch.float64, device=self.device).clone()
         return torch.zeros(self.m, dtype=torch.float64, device=self.device)
 
     def dual_bound(self, y: Tensor, lambda_min: float) -> float:
-        """<b, y> + gamma min(0, lambda_min), lambda_min that of C - A^*(y): a lower bound on min <C, X> from any
-        y, since <C, X> = <b, y> + <C - A^*(y), X> and every X in Omega has tr X <= gamma."""
-        return float(self.b @ y) + self.gamma * min(0.0, lambda_min)
+        """A lower bound on min <C, X> from any y, lambda_min a lower bound on lambda_min(C - A^*(y)):
+        <b, y> + T min(0, lambda_min) with the trace certificate (y shifted by lambda_min e is dual feasible);
+        without one <b, y> where the slack is PSD, else -inf (conic/certificate.py repairs such a y)."""
+        if self.trace is not None:
+            return float(self.b @ y) + self.trace.bound * min(0.0, lambda_min)
+        return float(self.b @ y) if lambda_min >= 0 else -math.inf
 
     def has_diagonal_constraints(self) -> bool:
-        """True when the constraints are exactly diag(X) = b (Max-Cut type), which the mixing method needs."""
-        return False
+        """True when the constraints are diag(X) = b (Max-Cut type; recognised from the data, any order and
+        scaling of the rows e_i e_i^T), which the mixing method and the feasible rescaling need."""
+        return self.diagonal
 
     def feasible_factor(self, v: Tensor) -> Tensor | None:
         """V with its rows rescaled so that V V^T is exactly feasible, where a rescaling can do that (diag(X) = b:
@@ -214,7 +283,7 @@ class ConicSDP:
 
     def summary_fields(self) -> dict[str, Any]:
         return {"file": self.source, "order": self.n, "constraints": self.m, "blocks": self.block_sizes,
-                "trace_bound": self.gamma}
+                "trace_bound": self.gamma, "certified_trace_bound": self.trace_cap if self.trace else None}
 
 
 class SDPAProblem(ConicSDP):
@@ -252,30 +321,20 @@ class MaxCut(ConicSDP):
         super().__init__(_stem(file), -laplacian / 4, idx, idx, idx, np.ones(n), np.ones(n),
                          trace_bound=None, tol=tol, source=str(file))
 
-    # diag(X) = 1 makes every operator a row-wise formula, far cheaper than the generic triplet sums.
-    def constraint_values(self, v: Tensor, s: Tensor | None = None) -> Tensor:
-        u = v if s is None else v @ s
-        return (u * v).sum(dim=1)
-
-    def constraint_gram(self, p: Tensor) -> Tensor:
-        return p[:, :, None] * p[:, None, :]
-
-    def adjoint_mm(self, y: Tensor, v: Tensor) -> Tensor:
-        return y[:, None] * v
-
-    def initial_dual(self) -> Tensor:
-        # y0 = diag(C) zeroes the diagonal of C - Diag(y0): 1.2-1.6x fewer BALA iterations than y0 = 0.
-        return torch.as_tensor(self.c_op.matrix.diagonal(), dtype=torch.float64, device=self.device).clone()
-
-    def has_diagonal_constraints(self) -> bool:
-        return True
-
     def summary_fields(self) -> dict[str, Any]:
         fields = {"file": self.source, "read_as": self.read_as, "vertices": self.n,
                   "edges": int(self.adjacency.nnz // 2)}
         if self.file_optimal_cost is not None:   # the optimum a cost-matrix file carries, for comparison
             fields["file_sdp_bound"] = -self.file_optimal_cost
         return fields
+
+
+def _is_diagonal(k: np.ndarray, i: np.ndarray, j: np.ndarray, v: np.ndarray, n: int, m: int) -> bool:
+    """Every constraint is one diagonal entry v_k X_ii (v_k != 0) and every row has exactly one: diag(X) = b
+    after ordering and scaling the rows."""
+    if m != n or k.size != m:
+        return False
+    return bool((i == j).all() and (v != 0).all() and np.unique(k).size == m and np.unique(i).size == n)
 
 
 def _stem(path: Path) -> str:

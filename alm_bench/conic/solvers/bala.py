@@ -25,17 +25,29 @@ def descent_test(g_z: float, g_y: float, g_model_z: float, beta: float) -> bool:
     return g_z <= g_y - beta * (g_y - g_model_z)
 
 
+def far_null(cut_error: float, model_error: float, predicted: float, ratio: float = 10.0) -> bool:
+    """A null step counts towards lowering rho only when the model was far off: its new cut's linearization
+    error at the center, or the model's error at the candidate (g(z) - g_k(z)), exceeds `ratio` times the
+    predicted decrease (Kiwiel's proximity control, with the second test for a candidate thrown far: arch0's
+    first steps, g(z) 600x the prediction). A nearly tight cut improves the model where it matters, and
+    lowering rho then only slows the primal down: at an already optimal center (theta1) every step is null,
+    and counting them all drove rho from 1e4 to 2e-5 while eps_p stalled at 1e-2."""
+    return cut_error > ratio * predicted or model_error > ratio * predicted
+
+
 def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, up_after: int,
-             down_after: int, factor: float, span: float) -> tuple[float, bool]:
+             down_after: int, factor: float, span: float, floor_span: float | None = None) -> tuple[float, bool]:
     """Adapt rho only on streaks: `up_after` descents in a row -> rho * factor (the model is good, take
-    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / span, rho0 * span].
-    Returns the new rho and whether it changed (the caller then resets its streak counters)."""
+    longer steps); `down_after` null steps in a row -> rho / factor. Kept in [rho0 / floor_span, rho0 * span]
+    (floor_span defaults to span). Returns the new rho and whether it changed (the caller then resets its
+    streak counters)."""
+    floor_span = span if floor_span is None else floor_span
     new = rho
     if descent_streak >= up_after:
         new = rho * factor
     elif null_streak >= down_after:
         new = rho / factor
-    new = min(max(new, rho0 / span), rho0 * span)
+    new = min(max(new, rho0 / floor_span), rho0 * span)
     return new, new != rho
 
 
@@ -61,7 +73,9 @@ class BALA(StateDictMixin):
                  r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
                  max_iterations: int = 2000, subproblem_max_iter: int = 500,
                  eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
-                 rho_factor: float = 2.0, rho_span: float = 10.0, time_limit_s: float | None = None) -> None:
+                 rho_factor: float = 2.0, rho_span: float = 1e6, rho_floor_span: float = 10.0,
+                 time_limit_s: float | None = None,
+                 subproblem_interior: bool = True) -> None:
         if rho is not None:
             require_positive("controller.rho", rho)
         require_positive("controller.rho_scale", rho_scale)
@@ -75,6 +89,7 @@ class BALA(StateDictMixin):
         require_positive("controller.kappa", kappa)
         require(rho_factor > 1, "controller.rho_factor", "> 1", rho_factor)
         require(rho_span >= 1, "controller.rho_span", ">= 1", rho_span)
+        require(rho_floor_span >= 1, "controller.rho_floor_span", ">= 1", rho_floor_span)
         if time_limit_s is not None:
             require_positive("controller.time_limit_s", time_limit_s)
         self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
@@ -82,6 +97,8 @@ class BALA(StateDictMixin):
         self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
         self.rho_up_after, self.rho_down_after = rho_up_after, rho_down_after
         self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
+        self.rho_floor_span = rho_floor_span
+        self.subproblem_interior = bool(subproblem_interior)
         self.state = BALAState(r_p=r_p_min)
 
     def start(self, c_norm: float, n: int, gamma: float | None = None) -> None:
@@ -93,8 +110,9 @@ class BALA(StateDictMixin):
                 else self.rho_scale * max(c_norm, 1e-12) * math.sqrt(n) / gamma)
         self.state = BALAState(rho=rho0, rho0=rho0, r_p=self.r_p_min)
 
-    def record_step(self, descent: bool) -> None:
-        """Count the step, then the streak rule for rho."""
+    def record_step(self, descent: bool, far: bool = True) -> None:
+        """Count the step, then the streak rule for rho; a null step that is not `far` (far_null) leaves the
+        null streak as it is."""
         s = self.state
         s.iteration += 1
         if descent:
@@ -102,9 +120,10 @@ class BALA(StateDictMixin):
             s.descent_streak, s.null_streak = s.descent_streak + 1, 0
         else:
             s.null_steps += 1
-            s.null_streak, s.descent_streak = s.null_streak + 1, 0
+            s.null_streak, s.descent_streak = s.null_streak + (1 if far else 0), 0
         s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
-                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span)
+                                  down_after=self.rho_down_after, factor=self.rho_factor, span=self.rho_span,
+                                  floor_span=self.rho_floor_span)
         if changed:
             s.descent_streak = s.null_streak = 0
 

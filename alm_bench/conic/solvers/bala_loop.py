@@ -20,13 +20,17 @@ from alm_bench.conic.eigen import BlockLOBPCG, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP
-from alm_bench.conic.solvers.bala import BALA, descent_test
+from alm_bench.conic.solvers.bala import BALA, descent_test, far_null
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
 from alm_bench.runners import RunContext
 
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
+# ... after the interior-point method, whose S keeps every eigenvalue positive (of the order of its barrier
+# weight, up to 1e-5 of the largest on theta1): counted there, the bundle grew to its cap (45 columns where
+# rank X* = 7) and each subproblem cost 0.3 s. The directions not kept are folded into the aggregate, not lost.
+RANK_RELATIVE_INTERIOR = 1e-3
 ORACLE_TOL_CAP = 1e-3   # the oracle tolerance, relative to the Gershgorin scale, while the predicted decrease is large
 # Only lambda_1 enters g(z) (the descent test, the bound); the other r_c eigenvectors only feed the bundle, where
 # a somewhat larger residual is still a good direction. Converging them all to lambda_1's tolerance cost LOBPCG
@@ -41,14 +45,37 @@ TRAILING_TOL_FACTOR = 3.0
 # the dense graphs (n <= 3000) the warm block finds it, and ARPACK would double an iteration (G1: 20-60 ms
 # against 26 ms).
 KRYLOV_LEAD_ORDER = 4000
+# gamma is raised (doubled, up to the certified trace bound) when a descent step's w (the new primal iterate)
+# has eta + tr S at this fraction of it: the gamma-restricted problem then may cut off every optimal X
+# (tr X* > gamma). Early iterates press too (control1: gamma 15 -> 400 in its first 10 steps for tr X* = 18.8),
+# and a loose gamma makes the subproblem's Frank-Wolfe gap, which carries gamma times the gradient's lowest
+# eigenvalue, too coarse a test: so gamma also comes down to twice the trace where w uses under
+# SHRINK_FRACTION of it.
+PRESS_FRACTION = 0.999
+SHRINK_FRACTION = 0.25
+INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
+
+
+def adapted_gamma(gamma: float, trace_w: float, floor: float, cap: float) -> float:
+    """gamma after a descent step whose w has trace trace_w: doubled (up to the certified bound `cap`) when w
+    presses against it, lowered to 2 trace_w (not below the starting `floor`) when w uses under a quarter."""
+    if trace_w >= PRESS_FRACTION * gamma:
+        return min(2 * gamma, cap)
+    if trace_w < SHRINK_FRACTION * gamma:
+        return max(2 * trace_w, floor)
+    return gamma
 
 
 def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     """[kept, orthonormal part of `new` orthogonal to kept] (dependent directions dropped)."""
+    scale = max(float(new.norm(dim=0).max()), 1e-300) if new.shape[1] else 1.0
     for _ in range(2):
         new = new - kept @ (kept.T @ new)
     q, r = torch.linalg.qr(new)
-    keep = r.diagonal().abs() > 1e-8 * max(float(r.diagonal().abs().max()), 1e-300)
+    # Relative to the new columns' own norms: a block wholly inside span(kept) (the order n is reached, as on
+    # the small truss and control problems) has every |r_ii| at round-off, and a threshold relative to the
+    # largest of them kept it all: P grew past n columns and the model lost its meaning.
+    keep = r.diagonal().abs() > 1e-8 * scale
     # Once more at unit scale: a direction that was nearly in span(kept) (residual ~1e-7) keeps round-off
     # of relative size 1e-16 / 1e-7 along kept after normalising, and the model's trace constraint
     # tr S <= gamma equals tr P S P^T only while P^T P = I.
@@ -63,30 +90,46 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (conic/kernels.py)
     problem.to(device)
     n, gamma, b = problem.n, problem.gamma, problem.b
+
+    def dual_function(y: Tensor, lam: float) -> float:
+        """g(y) = -min_Omega L(., y) = -<b, y> - gamma min(0, lambda_min): BALA minimises it."""
+        return -(float(b @ y) + gamma * min(0.0, lam))
     oracle = BlockLOBPCG(n, device, max_iter=ctl.eig_max_iter, seed=ctx.seed)
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
+    n_lp = int(problem.lp_index.size)
+    if n_lp:   # the diagonal (LP) blocks' entries are subproblem variables of their own, not bundle directions
+        a_lp, c_lp = problem.lp_columns()
+        lp_rows = torch.as_tensor(problem.lp_index, device=device)
+
     def eigenpairs(slack, block_size: int, tol: float):
+        """The oracle: LOBPCG over the PSD blocks (the LP coordinates moved above the spectrum) and the LP
+        blocks' smallest diagonal entry; returns the eigen-result and lambda_min over all blocks."""
+        slack, lp_min = problem.psd_slack(slack)
         hint = lowest_eigenvector(slack, oracle.block) if n > KRYLOV_LEAD_ORDER else None
-        return oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        found = oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        return found, min(float(found.values[0]), lp_min)
 
     if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
         ctl.load_state_dict(start["controller"])
         oracle.load_state_dict(start["oracle"])
         y, basis, agg_a, warm = (start[k].to(device) for k in ("y", "basis", "agg_a", "warm"))
         g_y, lam_y, eig_gap, agg_c, use_eta = (start[k] for k in ("g_y", "lam_y", "eig_gap", "agg_c", "use_eta"))
+        gamma = start.get("gamma", gamma)
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
-        found = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
-        lam_y = float(found.values[0])
-        g_y = -problem.dual_bound(y, lam_y)   # g(y): BALA minimises the negated dual
+        found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
+        g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = found.vectors
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
-        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2, dtype=torch.float64, device=device)
+        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2 + n_lp, dtype=torch.float64,
+                           device=device)
 
+    fista_budget = ctl.subproblem_max_iter
+    trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
     while True:
         t0 = time.perf_counter()
         s = ctl.state
@@ -97,9 +140,12 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         else:
             gram_full = problem.constraint_gram(basis)
             a_sub = torch.cat([agg_a[:, None], gram_full[:, idx[0], idx[1]] * idx[2]], dim=1)
-        m_svec = a_sub[:, 1:]
+        ds = r * (r + 1) // 2
+        m_svec = a_sub[:, 1:1 + ds]
         c_basis = basis.T @ problem.c_mm(basis)
         c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
+        if n_lp:
+            a_sub, c_vec = torch.cat([a_sub, a_lp], dim=1), torch.cat([c_vec, c_lp])
         # numpy's A^T A takes the symmetric (syrk) path: half the flops of torch's general product.
         if numpy_kernels:
             a_rows = a_sub.numpy().T
@@ -112,15 +158,22 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         if numpy_kernels:
             a_np, b_np = a_sub.numpy(), b.numpy()
             residual_sq_np = lambda x: float(np.square(b_np - a_np @ x).sum())  # noqa: E731
-            x_np, sub_iters, sub_gap = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r, use_eta,
-                                                           warm.numpy(), residual_sq_np, ctl.kappa,
-                                                           ctl.subproblem_max_iter)
+            x_np, sub_iters, sub_gap, newton = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r,
+                                                                   use_eta, warm.numpy(), residual_sq_np, ctl.kappa,
+                                                                   fista_budget, factor=a_np,
+                                                                   interior_fallback=ctl.subproblem_interior,
+                                                                   capped=problem.gamma_adaptive or not trace_fixed,
+                                                                   n_lp=n_lp)
+            # Where FISTA needed the interior-point method, the next subproblem (a nearby one) will too: it
+            # then gets only a short FISTA start.
+            fista_budget = INTERIOR_FISTA_BUDGET if newton else ctl.subproblem_max_iter
             x_small = torch.from_numpy(x_np)
         else:
-            sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx)
+            sub = Subproblem(gram=gram, q=q, rho=s.rho, gamma=gamma, r=r, use_eta=use_eta, idx=idx, n_lp=n_lp)
             residual_sq = lambda x: float((b - a_sub @ x).square().sum())  # noqa: E731
             x_small, sub_iters, sub_gap = solve_subproblem(sub, warm, residual_sq, ctl.kappa,
                                                            ctl.subproblem_max_iter)
+            newton = 0
         t_sub = time.perf_counter() - t0
 
         a_w = a_sub @ x_small
@@ -142,22 +195,39 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
-        found = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
+        found, lam_z = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
         t_eig = time.perf_counter() - t1
-        lam_z = float(found.values[0])
-        eig_gap = max(found.last_value - lam_z, 1e-12 * scale)
-        g_z = -problem.dual_bound(z, lam_z)
+        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+        g_z = dual_function(z, lam_z)
         descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
+        cut_error = math.nan
+        if not descent:   # the new cut's linearization error at the center: g(y) - (its value at y) >= 0
+            u = found.vectors[:, :1]
+            if lam_z < float(found.values[0]):   # an LP entry is the lowest: v = gamma e_i e_i^T
+                u = torch.zeros_like(u)
+                u[lp_rows[int(np.argmin(slack.scipy().diagonal()[problem.lp_index]))], 0] = 1.0
+            curvature = float((u * problem.slack(y).mm(u)).sum()) if lam_z < 0 else 0.0
+            cut_error = gamma * (curvature - min(0.0, lam_y)) if lam_z < 0 else -gamma * min(0.0, lam_y)
+        rho_used = s.rho
+        ctl.record_step(descent, far=descent or far_null(cut_error, g_z - g_model_z, predicted))
         if descent:
             y, g_y, lam_y = z, g_z, lam_z
-        rho_used = s.rho
-        ctl.record_step(descent)
 
         # Model update: keep the top r_p directions of S, fold the rest (and eta W) into the aggregate.
         eta = float(x_small[0]) if use_eta else 0.0
-        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:], r, idx))
+        x_lp = x_small[1 + ds:]
+        trace_w = eta + float(x_small[1:1 + ds][idx[0] == idx[1]].sum()) + float(x_lp.sum())
+        gamma_used = gamma
+        if descent and problem.gamma_adaptive:
+            gamma = adapted_gamma(gamma, trace_w, problem.gamma, problem.trace_cap)
+            if gamma != gamma_used:
+                # The model's points all lie in the new Omega (the subproblem caps eta + tr S by gamma), so it
+                # stays a lower approximation of the new g; only the center's value changes (lambda_min known).
+                g_y = dual_function(y, lam_y)
+        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:1 + ds], r, idx))
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
-        rank_s = int((lam_s > RANK_RELATIVE * max(float(lam_s[0]), 1e-300)).sum())
+        relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
+        rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
         keep = min(ctl.next_rank(rank_s), r)
         lam_keep = lam_s[:keep]
         folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
@@ -175,19 +245,25 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         lifted = basis @ vec_s[:, :max(keep, rank_s)]
         kept = lifted[:, :keep]
         factor = lifted[:, :rank_s] * lam_s[:rank_s].sqrt()
+        if n_lp:   # the LP entries as columns sqrt(x_i) e_i
+            on = torch.nonzero(x_lp > 0).flatten()
+            lp_factor = torch.zeros(n, on.numel(), dtype=torch.float64, device=device)
+            lp_factor[lp_rows[on], torch.arange(on.numel(), device=device)] = x_lp[on].sqrt()
+            factor = torch.cat([factor, lp_factor], dim=1)
         basis = extend_basis(kept, found.vectors)
         r_new = basis.shape[1]
         warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)
         warm_s[:keep, :keep] = torch.diag(lam_keep)
-        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device))])
+        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device)), x_lp])
 
         yield ConicIterate(
             objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor,
             row={"step_type": "descent" if descent else "null", "rho": rho_used, "rank": r, "rank_s": rank_s,
-                 "eta": eta, "subproblem_iters": sub_iters, "subproblem_gap": sub_gap,
+                 "eta": eta, "subproblem_iters": sub_iters, "subproblem_newton": newton, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
-                 "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted,
-                 "dual_objective": -g_y, "subproblem_s": t_sub, "oracle_s": t_eig},
+                 "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted, "cut_error": cut_error,
+                 "dual_objective": -g_y, "candidate_dual": -g_z, "gamma": gamma_used, "trace_w": trace_w, "subproblem_s": t_sub,
+                 "oracle_s": t_eig},
             state={"controller": ctl.state_dict(), "oracle": oracle.state_dict(), "y": y.cpu(), "basis": basis.cpu(),
                    "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
-                   "agg_c": float(agg_c), "use_eta": use_eta})
+                   "agg_c": float(agg_c), "use_eta": use_eta, "gamma": gamma})

@@ -60,34 +60,39 @@ def smat(x: Tensor, r: int, idx: tuple[Tensor, Tensor, Tensor]) -> Tensor:
 
 @dataclass
 class Subproblem:
-    """min_x  1/2 x^T (rho G) x - q^T x  over x = (eta, svec S) with eta >= 0, S PSD, eta + tr S <= gamma,
-    where G = A_sub^T A_sub and A_sub = [A(W), A(p_a p_b^T) in svec order]. `use_eta` False drops eta."""
+    """min_x  1/2 x^T (rho G) x - q^T x  over x = (eta, svec S, x_lp) with eta >= 0, S PSD, x_lp >= 0,
+    eta + tr S + sum x_lp <= gamma, where G = A_sub^T A_sub and A_sub = [A(W), A(p_a p_b^T) in svec order,
+    A(e_i e_i^T) for the coordinates i of the diagonal (LP) blocks]. `use_eta` False drops eta."""
 
-    gram: Tensor          # (1 + d, 1 + d)
-    q: Tensor             # (1 + d,)
+    gram: Tensor          # (1 + d + n_lp, 1 + d + n_lp)
+    q: Tensor
     rho: float
     gamma: float
     r: int
     use_eta: bool
     idx: tuple[Tensor, Tensor, Tensor]
+    n_lp: int = 0
 
     def project(self, x: Tensor) -> Tensor:
-        s = smat(x[1:], self.r, self.idx)
+        ds = self.r * (self.r + 1) // 2
+        s = smat(x[1:1 + ds], self.r, self.idx)
         lam, q = torch.linalg.eigh(s)
-        if self.use_eta:
-            values = capped_simplex_projection(torch.cat([x[:1], lam]), self.gamma)
-            eta, lam = values[:1], values[1:]
-        else:
-            eta, lam = x.new_zeros(1), capped_simplex_projection(lam, self.gamma)
-        return torch.cat([eta, svec((q * lam) @ q.T, self.idx)])
+        head = x[:1] if self.use_eta else x[:0]
+        values = capped_simplex_projection(torch.cat([head, lam, x[1 + ds:]]), self.gamma)
+        eta = values[:1] if self.use_eta else x.new_zeros(1)
+        lam = values[head.numel(): head.numel() + self.r]
+        return torch.cat([eta, svec((q * lam) @ q.T, self.idx), values[head.numel() + self.r:]])
 
     def gradient(self, x: Tensor) -> Tensor:
         return self.rho * (self.gram @ x) - self.q
 
     def frank_wolfe_gap(self, x: Tensor, grad: Tensor) -> float:
         """grad^T x - min_{feasible u} grad^T u: the subproblem's certified suboptimality."""
-        lam_min = float(torch.linalg.eigvalsh(smat(grad[1:], self.r, self.idx))[0])
+        ds = self.r * (self.r + 1) // 2
+        lam_min = float(torch.linalg.eigvalsh(smat(grad[1:1 + ds], self.r, self.idx))[0])
         candidates = [0.0, lam_min] + ([float(grad[0])] if self.use_eta else [])
+        if self.n_lp:
+            candidates.append(float(grad[1 + ds:].min()))
         return float(grad @ x) - self.gamma * min(candidates)
 
 
@@ -129,6 +134,10 @@ def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa
     return fista(sub.project, sub.gradient, sub.frank_wolfe_gap, residual_sq, x0, step, sub.rho, kappa,
                  max_iter, check_every)
 
+
+# The interior-point fallback's Newton system has order min(constraints + 1, len x); above this its steps cost
+# more than FISTA's remaining iterations save (mcp500-1: 18 s a subproblem at order 1486 where rank X* = 60).
+INTERIOR_SIZE_LIMIT = 400
 
 # ---- CPU fast path ----------------------------------------------------------------------------------
 # Each FISTA iteration is a handful of tiny ops (r ~ 20, m ~ 200) around one r x r eigendecomposition: in
@@ -204,9 +213,18 @@ def largest_eigenvalue(mat: np.ndarray, rel_tol: float = 1e-3, max_steps: int = 
 
 def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: float, r: int, use_eta: bool,
                         x0: np.ndarray, residual_sq: "callable", kappa: float, max_iter: int,
-                        check_every: int = 5) -> tuple[np.ndarray, int, float]:
-    """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays."""
+                        check_every: int = 5, interior_fallback: bool = True,
+                        factor: np.ndarray | None = None, capped: bool = True,
+                        n_lp: int = 0) -> tuple[np.ndarray, int, float, int]:
+    """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays, then, if FISTA did not meet the
+    rule in max_iter iterations, the interior-point method (bala_interior.py) from its point. Returns x, FISTA
+    iterations, the final gap and the Newton steps (0 without the fallback). `factor` F (hess = rho F^T F)
+    makes the Newton steps cheaper where F has fewer rows than columns; `capped` False: the constraints fix
+    the trace (bala_interior.solve_subproblem_interior); the last `n_lp` entries of x are the diagonal (LP)
+    blocks' entries, nonnegative and inside the same trace cap."""
     maps = SvecMaps(r)
+    ds = r * (r + 1) // 2
+    s_part = slice(1, 1 + ds)
     hess = rho * gram
     lipschitz = largest_eigenvalue(hess)
     step = 1.0 / max(lipschitz, 1e-300)
@@ -214,33 +232,49 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     # Each FISTA iteration is ~20 small numpy calls around one r x r eigendecomposition: buffers reused by
     # SvecMaps, LAPACK's dsyevd without numpy.linalg's wrapper, and the positive eigenvalues found as a suffix
     # of the ascending projected ones took it from 174 to ~160 us (replayed G1 subproblems), same iterates.
-    values = np.empty(r + 1)
+    values = np.empty(r + 1 + n_lp)
 
     def eigh(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lam, vec, info = scipy.linalg.lapack.dsyevd(mat)
         return (lam, vec) if info == 0 else np.linalg.eigh(mat)
 
     def project(x: np.ndarray) -> np.ndarray:
-        lam, vec = eigh(maps.smat(x[1:]))
+        lam, vec = eigh(maps.smat(x[s_part]))
         out = np.empty_like(x)
         if use_eta:
-            values[0], values[1:] = x[0], lam
+            values[0], values[1:1 + r], values[1 + r:] = x[0], lam, x[1 + ds:]
             projected = capped_simplex_projection_np(values, gamma)
-            out[0], lam = projected[0], projected[1:]
+            out[0], lam, out[1 + ds:] = projected[0], projected[1:1 + r], projected[1 + r:]
+        elif n_lp:
+            values[:r], values[r:r + n_lp] = lam, x[1 + ds:]
+            projected = capped_simplex_projection_np(values[:r + n_lp], gamma)
+            out[0], lam, out[1 + ds:] = 0.0, projected[:r], projected[r:]
         else:
             out[0], lam = 0.0, capped_simplex_projection_np(lam, gamma)
         first = np.searchsorted(lam, 0.0, side="right")   # a shift and a clip keep lam ascending
         v = vec[:, first:]
-        maps.svec((v * lam[first:]) @ v.T, out=out[1:])
+        maps.svec((v * lam[first:]) @ v.T, out=out[s_part])
         return out
 
     def fw_gap(x: np.ndarray, grad: np.ndarray) -> float:
-        lam_min = float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0])
-        lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0)
+        lam_min = float(np.linalg.eigvalsh(maps.smat(grad[s_part]))[0])
+        lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0,
+                     float(grad[1 + ds:].min()) if n_lp else 0.0)
         return float(grad @ x) - gamma * lowest
 
-    return fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
-                 check_every)
+    x, iters, gap = fista(project, lambda x: hess @ x - q, fw_gap, residual_sq, x0, step, rho, kappa, max_iter,
+                          check_every)
+    rows = factor.shape[0] if factor is not None else hess.shape[0]
+    system = min(rows + 1, hess.shape[0])   # the order of the interior-point method's Newton system
+    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback or system > INTERIOR_SIZE_LIMIT:
+        return x, iters, gap, 0
+    # FISTA's rate is that of H's conditioning: past its budget the interior-point method finishes the job in
+    # a number of Newton steps that does not depend on it.
+    from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
+
+    x, newton, gap = solve_subproblem_interior(hess, q, rho, gamma, r, use_eta, x, residual_sq, kappa, fw_gap,
+                                               factor, capped, n_lp=n_lp)
+    return x, iters, gap, newton
 
 
 def diagonal_constraint_matrix(basis: np.ndarray, agg_a: np.ndarray) -> np.ndarray:

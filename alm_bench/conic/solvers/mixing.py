@@ -131,7 +131,7 @@ def _sweep(indptr, indices, data, v, radius, g, y, c_diag):   # compiled by swee
 def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     if not problem.has_diagonal_constraints():
         raise UserError(f"controller=mixing solves SDPs whose constraints are diag(X) = b (Max-Cut); "
-                        f"{problem.source} has other constraints: use controller=bala or classic_alm")
+                        f"{problem.source} has other constraints")
     problem.to(torch.device("cpu"))
     c = problem.c_op.matrix.tocsr()
     off = c - sp.diags(c.diagonal())

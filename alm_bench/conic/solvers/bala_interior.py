@@ -1,0 +1,354 @@
+"""BALA's subproblem by an interior-point (barrier) method: the fallback where FISTA needs hundreds of
+iterations (an ill-conditioned Gram: constraints of very different scales, as gpp's <J, X> = 0 beside
+diag(X) = 1, or the control and truss problems; the toroidal G11 in the exploratory study).
+
+    min_x  f(x) = 1/2 x^T H x - q^T x    over x = (eta, svec S):  eta >= 0, S PSD, eta + tr S <= gamma
+
+Newton's method on f - tau (log eta + log det S + log sigma), sigma = gamma - eta - tr S, with tau divided
+by TAU_FACTOR after each centering; the Hessian of -log det S in svec coordinates is
+[2 a_p a_q (W_{a c} W_{b d} + W_{a d} W_{b c})]  (W = S^{-1}, p = (a, b), q = (c, d), a_p = 1/2 on the
+diagonal, 1/sqrt 2 off it). Each Newton step is one dense solve of order 1 + r(r+1)/2, independent of n,
+and the number of steps does not depend on the conditioning of H. It stops by the same rule as FISTA
+(bala_subproblem.fista): Frank-Wolfe gap <= kappa^2 (rho/2) |b - A x|^2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg
+import scipy.linalg.lapack
+
+from alm_bench.conic.solvers.bala_subproblem import SvecMaps
+
+TAU_FACTOR = 8.0        # barrier weight divided by this after each centering
+CENTERED = 0.25          # Newton decrement^2 / 2 below which a point counts as centered
+START_BLEND = 0.1        # the start: (1 - this) * warm start + this * the center of the set
+MAX_NEWTON = 200
+
+
+def _barrier_hessian_s(w: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    a, b = np.triu_indices(maps.r)
+    alpha = np.where(a == b, 0.5, 1.0 / math.sqrt(2.0))
+    return 2.0 * np.outer(alpha, alpha) * (w[np.ix_(a, a)] * w[np.ix_(b, b)] + w[np.ix_(a, b)] * w[np.ix_(b, a)])
+
+
+def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma: float, r: int, use_eta: bool,
+                              x0: np.ndarray, residual_sq, kappa: float, fw_gap, factor: np.ndarray | None = None,
+                              capped: bool = True, max_newton: int = MAX_NEWTON,
+                              n_lp: int = 0) -> tuple[np.ndarray, int, float]:
+    """x, Newton steps, final Frank-Wolfe gap. `fw_gap(x, grad)` is the subproblem's certified suboptimality
+    (the same function FISTA uses); `factor` F, if given, has hess = rho F^T F, which makes a Newton step
+    cheaper when F has fewer rows than columns. `capped` False drops the barrier of eta + tr S <= gamma, for
+    problems whose constraints fix tr X = gamma (theta: tr X = 1 is a row of A): there the cap is active at
+    the solution with a zero multiplier, its barrier term grew like 1 / sigma^2 with sigma -> 0, and Newton's
+    system lost all precision (no descent direction at a Frank-Wolfe gap 10x the rule). The penalty then holds
+    the trace, and the point returned is scaled into the cap. The last `n_lp` entries of x are the diagonal
+    (LP) blocks' entries, each with its log barrier."""
+    maps = SvecMaps(r)
+    d = hess.shape[0]
+    ds = r * (r + 1) // 2
+    s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
+    free = np.arange(d) if use_eta else np.arange(1, d)
+    trace_row = np.zeros(d)
+    trace_row[s_part] = maps.svec(np.eye(r))
+    trace_row[lp] = 1.0
+    if use_eta:
+        trace_row[0] = 1.0
+    nu = r + 1 + (1 if use_eta else 0) + n_lp
+    center = np.zeros(d)
+    center[s_part] = maps.svec(np.eye(r)) * gamma / nu
+    center[lp] = gamma / nu
+    if use_eta:
+        center[0] = gamma / nu
+    x = (1 - START_BLEND) * _inside(x0, maps, gamma, use_eta) + START_BLEND * center
+
+    cap = gamma if capped else math.inf   # the barrier's cap
+
+    def into_cap(v: np.ndarray) -> np.ndarray:
+        total = float(trace_row @ v)
+        return v if total <= gamma else v * (gamma / total)
+
+    def finish(x: np.ndarray, grad: np.ndarray, tau: float, steps: int) -> tuple[np.ndarray, int, float]:
+        """The best of x, its purified point and its polish on the face (each where it is no worse)."""
+        x = into_cap(x)
+        gap = fw_gap(x, hess @ x - q)
+        pure = _purified(x, grad, tau, maps, cap, trace_row)
+        pure_gap = fw_gap(pure, hess @ pure - q)
+        if pure_gap <= max(gap, kappa ** 2 * 0.5 * rho * residual_sq(pure)):
+            x, gap = pure, pure_gap
+        for rank in ([] if n_lp else _face_ranks(x, maps)):
+            polished = _polish_on_face(x, rank, hess, q, gamma, capped, maps, use_eta, trace_row)
+            if polished is not None:
+                polished_gap = fw_gap(polished, hess @ polished - q)
+                if polished_gap < gap:
+                    x, gap = polished, polished_gap
+        return x, steps, gap
+
+    grad = hess @ x - q
+    gap = fw_gap(x, grad)
+    best = (gap, x)
+    tau = max(gap / nu, 1e-300)
+    steps = 0
+    while steps < max_newton:
+        steps += 1
+        s = maps.smat(x[s_part]).copy()
+        sigma = cap - float(trace_row @ x)
+        eta = float(x[0]) if use_eta else 0.0
+        x_lp = x[lp]
+        if sigma <= 0 or (use_eta and eta <= 0) or (n_lp and x_lp.min() <= 0):   # at the boundary to round-off
+            break
+        w = np.linalg.inv(s)
+        w = (w + w.T) / 2
+        g_bar = trace_row / sigma
+        g_bar[s_part] -= maps.svec(w)
+        g_bar[lp] -= 1.0 / x_lp
+        if use_eta:
+            g_bar[0] -= 1.0 / eta
+        g = grad + tau * g_bar
+        solve, apply = _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free,
+                                      use_eta)
+        dx = solve(-g)
+        dx = dx + solve(-g - apply(dx))   # one step of iterative refinement: tau -> 0 makes the system stiff
+        decrement = -float(g @ dx)
+        if not decrement > 0:   # round-off has won: no descent direction left
+            break
+        alpha = _line_search(x, dx, grad, hess, tau, s, maps, cap, trace_row, use_eta, lp)
+        if alpha <= 0:
+            break
+        x = x + alpha * dx
+        grad = hess @ x - q
+        if decrement / (2 * tau) <= CENTERED:   # the Newton decrement of f / tau + barrier
+            inside = into_cap(x)
+            gap = fw_gap(inside, hess @ inside - q)
+            if gap < best[0]:
+                best = (gap, x)
+            if gap <= kappa ** 2 * 0.5 * rho * residual_sq(inside):
+                return finish(x, grad, tau, steps)
+            tau /= TAU_FACTOR
+    inside = into_cap(x)
+    if fw_gap(inside, hess @ inside - q) > best[0]:
+        x = best[1]
+    return finish(x, hess @ x - q, tau, steps)
+
+
+def _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free, use_eta):
+    """(solve, apply) for the Newton matrix K = hess + tau B, B the barrier's Hessian
+    diag(1/eta^2, W (x) W, 1/x_lp^2) + a a^T / sigma^2: solve(rhs) = K^{-1} rhs (Woodbury where hess = rho F^T F has
+    low rank, else a Cholesky factor), apply(v) = K v, for iterative refinement. Components outside `free`
+    (eta when it is not a variable) stay 0."""
+    d = hess.shape[0]
+    ds = maps.r * (maps.r + 1) // 2
+    s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
+
+    def apply(v: np.ndarray) -> np.ndarray:
+        out = hess @ v
+        barrier = trace_row * (float(trace_row @ v) / sigma ** 2)
+        barrier[s_part] += maps.svec(w @ maps.smat(v[s_part]) @ w)
+        barrier[lp] += v[lp] / x_lp ** 2
+        if use_eta:
+            barrier[0] += v[0] / eta ** 2
+        out = out + tau * barrier
+        if not use_eta:
+            out[0] = 0.0
+        return out
+
+    if factor is not None and factor.shape[0] + 1 < d:
+        u = np.concatenate([math.sqrt(rho) * factor, (math.sqrt(tau) / sigma) * trace_row[None]], axis=0)
+        b0_inv_u = _b0_inverse(u, s, eta, x_lp, maps)
+        small_solve = _psd_solver(tau * np.eye(u.shape[0]) + b0_inv_u @ u.T)
+
+        def solve(rhs: np.ndarray) -> np.ndarray:
+            b0_inv_rhs = _b0_inverse(rhs[None], s, eta, x_lp, maps)[0]
+            correction = small_solve(u @ b0_inv_rhs) @ b0_inv_u
+            return (b0_inv_rhs - correction) / tau
+        return solve, apply
+
+    h_bar = np.outer(trace_row, trace_row) / sigma ** 2
+    h_bar[s_part, s_part] += _barrier_hessian_s(w, maps)
+    h_bar[np.arange(1 + ds, d), np.arange(1 + ds, d)] += 1.0 / x_lp ** 2
+    if use_eta:
+        h_bar[0, 0] += 1.0 / eta ** 2
+    k_solve = _psd_solver((hess + tau * h_bar)[np.ix_(free, free)])
+
+    def solve(rhs: np.ndarray) -> np.ndarray:
+        out = np.zeros(d)
+        out[free] = k_solve(rhs[free])
+        return out
+    return solve, apply
+
+
+def _psd_solver(mat: np.ndarray):
+    """rhs -> mat^{-1} rhs for a symmetric PSD matrix: Cholesky, or where round-off made it indefinite (tau
+    near 0), the pseudo-inverse of its eigendecomposition."""
+    mat = (mat + mat.T) / 2
+    chol, info = scipy.linalg.lapack.dpotrf(mat, lower=True)
+    if info == 0:
+        return lambda rhs: scipy.linalg.cho_solve((chol, True), rhs, check_finite=False)
+    values, vectors = np.linalg.eigh(mat)
+    keep = values > 1e-14 * max(float(values[-1]), 1e-300)
+    inverse = 1.0 / values[keep]
+    basis = vectors[:, keep]
+    return lambda rhs: basis @ (inverse * (basis.T @ rhs))
+
+
+def _line_search(x, dx, grad, hess, tau, s, maps, gamma, trace_row, use_eta, lp) -> float:
+    """The minimiser of phi(alpha) = f(x + alpha dx) + tau barrier(x + alpha dx) on [0, 0.99 alpha_max], found
+    from phi' alone (bisection): phi' is a sum of scalar terms in alpha (the generalised eigenvalues mu of
+    (dS, S) give d/dalpha -log det(S + alpha dS) = -sum mu / (1 + alpha mu)), so no difference of two
+    large function values decides the step (those stalled it once tau was 1e-10 of |f|)."""
+    try:
+        mu = scipy.linalg.eigh(maps.smat(dx[1:lp.start]).copy(), s, eigvals_only=True)
+    except np.linalg.LinAlgError:
+        return 0.0
+    sigma, slope = gamma - float(trace_row @ x), float(trace_row @ dx)
+    g_dx, h_dx = float(grad @ dx), float(dx @ (hess @ dx))
+    limit = math.inf
+    if mu[0] < 0:
+        limit = -1.0 / mu[0]
+    if slope > 0:
+        limit = min(limit, sigma / slope)
+    if use_eta and dx[0] < 0:
+        limit = min(limit, -x[0] / dx[0])
+    x_lp, dx_lp = x[lp], dx[lp]
+    falling = dx_lp < 0
+    if falling.any():
+        limit = min(limit, float((-x_lp[falling] / dx_lp[falling]).min()))
+
+    def derivative(alpha: float) -> float:
+        value = g_dx + alpha * h_dx - tau * float((mu / (1 + alpha * mu)).sum())
+        value -= tau * float((dx_lp / (x_lp + alpha * dx_lp)).sum())
+        value += tau * slope / (sigma - alpha * slope)
+        if use_eta:
+            value -= tau * dx[0] / (x[0] + alpha * dx[0])
+        return value
+
+    high = min(1.0, 0.99 * limit)
+    if derivative(high) <= 0:
+        return high
+    low = 0.0
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        if derivative(mid) > 0:
+            high = mid
+        else:
+            low = mid
+    return low
+
+
+def _purified(x: np.ndarray, grad: np.ndarray, tau: float, maps: SvecMaps, gamma: float,
+              trace_row: np.ndarray) -> np.ndarray:
+    """The barrier keeps every eigenvalue of S (and eta) positive: on the central path lambda_i(S) times the
+    dual slack along its eigenvector, z_i = u_i^T (grad_S f + tau / sigma I) u_i ~ tau, is tau. Directions
+    whose primal share lambda_i / max lambda is below their dual share z_i / max z belong to the inactive
+    part of the cone and are set to zero, so that rank(S) is the solution's (the bundle keeps rank(S) + 2
+    directions; the barrier's full rank made it grow to its cap)."""
+    sigma = max(gamma - float(trace_row @ x), 1e-300)
+    s_part = slice(1, 1 + maps.r * (maps.r + 1) // 2)
+    lam, vec = np.linalg.eigh(maps.smat(x[s_part]))
+    dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[s_part]).copy(), vec) + tau / sigma
+    top, top_dual = max(float(lam[-1]), 1e-300), max(float(np.abs(dual).max()), 1e-300)
+    lam = np.where(lam / top > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
+    out = x.copy()
+    out[s_part] = maps.svec((vec * lam) @ vec.T)
+    eta_dual = grad[0] + tau / sigma
+    if x[0] / max(top, float(x[0])) <= max(eta_dual, 0.0) / top_dual:
+        out[0] = 0.0
+    return out
+
+
+def _face_ranks(x: np.ndarray, maps: SvecMaps, candidates: int = 3) -> list[int]:
+    """Guesses of rank(S) at the solution from an interior point, whose eigenvalues off the face are small but
+    not 0 (of the order of tau over their dual slack): the cuts at the largest ratios between consecutive
+    eigenvalues (theta1: 7 at a ratio 40, 10 at a ratio 760)."""
+    lam = np.sort(np.linalg.eigvalsh(maps.smat(x[1:]).copy()))[::-1]
+    lam = lam[lam > 1e-14 * max(float(lam[0]), 1e-300)]
+    if lam.size <= 1:
+        return [lam.size] if lam.size else []
+    ratios = lam[:-1] / lam[1:]
+    order = np.argsort(ratios)[::-1][:candidates]
+    return sorted({int(i) + 1 for i in order} | {int(lam.size)})
+
+
+def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, gamma: float, capped: bool,
+                    maps: SvecMaps, use_eta: bool, trace_row: np.ndarray) -> np.ndarray | None:
+    """The exact minimiser of the quadratic on a face of x: S = Q T Q^T with Q the eigenvectors of S's `rank`
+    largest eigenvalues (T symmetric, free), eta free where it is positive, and eta + tr S = gamma where the
+    cap is active. One small linear (KKT) system; the barrier's last digits, which round-off limits once
+    rho |A|^2 dwarfs tau (control1 at rho = 3e4: a Frank-Wolfe gap stuck at the predicted decrease), are not
+    needed. None where the face's point leaves the set (T not PSD, eta < 0, trace above the cap)."""
+    lam, vec = np.linalg.eigh(maps.smat(x[1:]).copy())
+    top = max(float(lam[-1]), float(x[0]) if use_eta else 0.0, 1e-300)
+    q_face = vec[:, vec.shape[1] - rank:]
+    k = q_face.shape[1]
+    if k == 0:
+        return None
+    sub = SvecMaps(k)
+    a, b = np.triu_indices(k)
+    basis = np.zeros((sub.inv_weight.size, k, k))
+    basis[np.arange(a.size), a, b] = sub.inv_weight
+    basis[np.arange(a.size), b, a] = sub.inv_weight
+    lifted = np.matmul(np.matmul(q_face, basis), q_face.T)          # Q E_p Q^T for each basis matrix E_p
+    columns = [maps.svec(m_).copy() for m_ in lifted]
+    d = hess.shape[0]
+    free_eta = use_eta and x[0] > 1e-6 * top
+    p = np.zeros((d, len(columns) + (1 if free_eta else 0)))
+    p[1:, :len(columns)] = np.array(columns).T
+    if free_eta:
+        p[0, -1] = 1.0
+    h_face, q_face_vec = p.T @ hess @ p, p.T @ q
+    active = capped and gamma - float(trace_row @ x) <= 1e-6 * gamma
+    if active:   # the KKT system with the cap as an equality
+        t = p.T @ trace_row
+        kkt = np.block([[h_face, t[:, None]], [t[None, :], np.zeros((1, 1))]])
+        rhs = np.concatenate([q_face_vec, [gamma]])
+        z = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:-1]
+    else:
+        z = np.linalg.lstsq(h_face, q_face_vec, rcond=None)[0]
+    out = p @ z
+    if out[0] < 0 or float(trace_row @ out) > gamma * (1 + 1e-12):
+        return None
+    lam_out = np.linalg.eigvalsh(maps.smat(out[1:]).copy())
+    if lam_out[0] < -1e-12 * max(float(lam_out[-1]), 1e-300):
+        return None
+    return out
+
+
+def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, x_lp: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    """B0^{-1} applied to each row (k x d): (eta^2 v_0, svec(S smat(v) S), x_lp^2 v_lp), batched."""
+    a, b = np.triu_indices(maps.r)
+    ds = a.size
+    mats = np.zeros((rows.shape[0], maps.r, maps.r))
+    half = rows[:, 1:1 + ds] * maps.inv_weight
+    mats[:, a, b] = half
+    mats[:, b, a] = half
+    prod = np.matmul(np.matmul(s, mats), s)
+    out = np.empty_like(rows)
+    out[:, 0] = eta * eta * rows[:, 0]
+    out[:, 1:1 + ds] = prod[:, a, b] * maps.weight
+    out[:, 1 + ds:] = rows[:, 1 + ds:] * x_lp ** 2
+    return out
+
+
+def _cholesky(s: np.ndarray) -> tuple[np.ndarray, bool]:
+    chol, info = scipy.linalg.lapack.dpotrf(s, lower=True)
+    return chol, info == 0
+
+
+def _inside(x0: np.ndarray, maps: SvecMaps, gamma: float, use_eta: bool) -> np.ndarray:
+    """x0 with S's eigenvalues and the LP entries clipped at 0 and the trace scaled into the cap (a point of the
+    closed set)."""
+    ds = maps.r * (maps.r + 1) // 2
+    lam, vec = np.linalg.eigh(maps.smat(x0[1:1 + ds]))
+    lam = np.maximum(lam, 0.0)
+    x_lp = np.maximum(x0[1 + ds:], 0.0)
+    eta = max(float(x0[0]), 0.0) if use_eta else 0.0
+    total = eta + float(lam.sum()) + float(x_lp.sum())
+    if total > gamma:
+        lam, eta, x_lp = lam * gamma / total, eta * gamma / total, x_lp * gamma / total
+    out = np.zeros_like(x0)
+    out[0] = eta
+    out[1:1 + ds] = maps.svec((vec * lam) @ vec.T)
+    out[1 + ds:] = x_lp
+    return out

@@ -1,0 +1,231 @@
+"""General SDPs without a hand-set trace bound: the trace certificate (conic/trace.py), the exactly feasible dual
+point (conic/certificate.py), diag(X) = b recognised in any SDPA file, BALA's interior-point subproblem, and
+SDPLIB classes solved to 1e-6 with their certified values (SDPLIB 1.2; truss1 and control1 in tests/data)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alm_bench import checkpoint
+from alm_bench.conic.certificate import repair
+from alm_bench.conic.problems import SDPAProblem
+from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
+from alm_bench.conic.solvers.bala import BALA, far_null
+from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
+from alm_bench.conic.solvers.bala_subproblem import SvecMaps, solve_subproblem_np
+from alm_bench.conic.solvers.mixing import MixingMethod
+from conftest import DATA, run_loop
+
+# SDPLIB's values in the file's (maximisation) convention; truss1's to the digits SDPLIB prints.
+TRUSS1, THETA1, MCP100 = -8.999996, 23.0, 226.157351
+
+
+def dense(problem: SDPAProblem, k: int) -> np.ndarray:
+    """A_k as a dense matrix (k = -1: C)."""
+    if k < 0:
+        return problem.c_op.matrix.toarray()
+    out = np.zeros((problem.n, problem.n))
+    at = problem._k == k
+    np.add.at(out, (problem._i[at], problem._j[at]), problem._v[at])
+    return out
+
+
+# ---- the trace certificate ----------------------------------------------------------------------------
+
+def test_identity_combinations_fix_the_trace() -> None:
+    mcp, theta = SDPAProblem(str(DATA / "mcp100.dat-s")), SDPAProblem(str(DATA / "theta1.dat-s"))
+    assert mcp.trace.exact and mcp.trace.bound == pytest.approx(100.0) and mcp.gamma == 100.0
+    assert theta.trace.exact and theta.trace.bound == pytest.approx(1.0) and not theta.gamma_adaptive
+
+
+def test_a_dominant_combination_bounds_the_trace_where_no_identity_exists(tmp_path: Path) -> None:
+    """<A1, X> = X11 + X22 + X12 = 2 and X11 = 1: no combination is I (A1's off-diagonal), but 2 A1 >= I
+    (diagonally dominant after the LP): T = 4, above the largest feasible trace 2 + (sqrt 5 - 1) / 2 = 3.618."""
+    (tmp_path / "p.dat-s").write_text("2\n1\n2\n2.0 1.0\n0 1 1 1 1.0\n1 1 1 1 1.0\n1 1 1 2 0.5\n1 1 2 2 1.0\n"
+                                      "2 1 1 1 1.0\n")
+    problem = SDPAProblem(str(tmp_path / "p.dat-s"))
+    trace = problem.trace
+    assert trace is not None and not trace.exact and problem.gamma_adaptive
+    e = trace.multiplier
+    combination = e[0] * dense(problem, 0) + e[1] * dense(problem, 1)
+    assert np.linalg.eigvalsh(combination - np.eye(2))[0] >= -1e-12     # E >= I, so tr X <= <e, b>
+    assert trace.bound == pytest.approx(float(e @ problem.b_np))
+    assert 2 + (np.sqrt(5) - 1) / 2 <= trace.bound <= 4.0 + 1e-9
+
+
+def test_no_certificate_where_the_feasible_set_is_unbounded() -> None:
+    """truss1 (7 blocks): some D PSD, D != 0 has A(D) = 0, so no e with sum e_k A_k >= I exists."""
+    problem = SDPAProblem(str(DATA / "truss1.dat-s"))
+    assert problem.trace is None and problem.gamma == problem.n and problem.gamma_adaptive
+    assert problem.dual_bound(torch.zeros(problem.m, dtype=torch.float64), -1e-3) == -np.inf
+
+
+# ---- diag(X) = b from the data ---------------------------------------------------------------------------
+
+def test_diagonal_constraints_in_any_order_and_scale_are_recognised(tmp_path: Path) -> None:
+    """mcp100 with its constraints reversed and each F_k and c_k doubled: still diag(X) = 1, so the mixing
+    method solves it (issue 19 item 11) and reaches mcp100's value."""
+    data = read_sdpa(DATA / "mcp100.dat-s")
+    con = data.matrix > 0
+    data.matrix[con] = data.m + 1 - data.matrix[con]
+    data.value[con] *= 2.0
+    data.c = 2.0 * data.c[::-1].copy()
+    write_sdpa(tmp_path / "shuffled.dat-s", data)
+    problem = SDPAProblem(str(tmp_path / "shuffled.dat-s"), tol=1e-5)
+    original = SDPAProblem(str(DATA / "mcp100.dat-s"))
+    assert problem.has_diagonal_constraints() and np.array_equal(problem.b_np, np.ones(100))
+    assert problem.fingerprint() == original.fingerprint()   # stored as rows 0..n-1, coefficient 1
+    summary, _ = run_loop(problem, MixingMethod(), tmp_path)
+    assert summary["status"] == "converged" and summary["eps_p"] < 1e-12
+    assert abs(summary["sdp_bound"] - MCP100) <= 1e-4 * MCP100
+
+
+def test_other_constraints_are_not_taken_for_diagonal_ones() -> None:
+    assert not SDPAProblem(str(DATA / "theta1.dat-s")).has_diagonal_constraints()
+    assert not SDPAProblem(str(DATA / "truss1.dat-s")).has_diagonal_constraints()
+
+
+# ---- BALA on general SDPs ---------------------------------------------------------------------------------
+
+def test_bala_solves_a_multiblock_problem_without_a_trace_bound(tmp_path: Path) -> None:
+    """truss1: 7 PSD blocks, no trace certificate. gamma starts at n = 13 below tr X* = 19 and is raised; the
+    certified bound comes from an exactly feasible dual point and matches SDPLIB's value."""
+    problem = SDPAProblem(str(DATA / "truss1.dat-s"), tol=1e-6)
+    summary, rows = run_loop(problem, BALA(), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - TRUSS1) <= 1e-6 * abs(TRUSS1)
+    assert rows[0]["gamma"] == 13 and rows[-1]["gamma"] > 19 > rows[-1]["trace_w"] - 1e-3
+
+
+# max <F0, Y>: F0 = [[0, 1], [1, 0]] (+) diag(2, 1); Y11 + y1 = 1, Y22 = 1, y2 = 3 (copied from
+# tests/test_interior_point_peers.py, whose closed form gives 5.5: Y12 = sqrt(Y11), so 2 sqrt(t) + 2 (1 - t) + 3
+# is largest at t = 1/4).
+TWO_BLOCKS = '"a 2x2 PSD block and a diagonal block of order 2\n3\n2\n2 -2\n1 1 3\n0 1 1 2 1\n0 2 1 1 2\n' \
+             '0 2 2 2 1\n1 1 1 1 1\n1 2 1 1 1\n2 1 2 2 1\n3 2 2 2 1\n'
+
+
+def test_bala_takes_diagonal_blocks_natively(tmp_path: Path) -> None:
+    """The LP block's entries are subproblem variables of their own (not bundle directions): the LP columns are
+    A(e_i e_i^T), the oracle's PSD part never returns an LP coordinate, and the solve reaches 5.5."""
+    (tmp_path / "two.dat-s").write_text(TWO_BLOCKS)
+    problem = SDPAProblem(str(tmp_path / "two.dat-s"), tol=1e-7)
+    assert list(problem.lp_index) == [2, 3]
+    a_lp, c_lp = problem.lp_columns()
+    assert a_lp.tolist() == [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]] and c_lp.tolist() == [-2.0, -1.0]
+    moved, lp_min = problem.psd_slack(problem.slack(torch.tensor([0.5, 0.5, -4.0], dtype=torch.float64)))
+    assert lp_min == pytest.approx(-2.5)   # C - A^*(y) on the LP block: min(-2 - 0.5, -1 + 4)
+    values, vectors = np.linalg.eigh(moved.scipy().toarray())
+    assert np.abs(vectors[2:, :2]).max() < 1e-12   # the two lowest live on the PSD block
+    summary, _ = run_loop(problem, BALA(), tmp_path)
+    assert summary["status"] == "converged" and abs(summary["sdp_bound"] - 5.5) <= 1e-6 * 5.5
+
+
+def test_repair_makes_a_dual_point_exactly_feasible(tmp_path: Path) -> None:
+    """A converged truss1 dual point, pushed off feasibility, is repaired: the slack at the repaired point is PSD
+    (dense eigenvalues), so <b, y> there is a lower bound on min <C, X> = 8.99999631 (CSDP to 1e-8), and a tight
+    one."""
+    problem = SDPAProblem(str(DATA / "truss1.dat-s"), tol=1e-6)
+    run_loop(problem, BALA(), tmp_path)
+    y = checkpoint.load_loop(tmp_path, "conic")["loop"]["y"]
+    pushed = y + 1e-5 * torch.linspace(-1.0, 1.0, problem.m, dtype=torch.float64)
+    assert np.linalg.eigvalsh(problem.slack(pushed).scipy().toarray())[0] < -1e-6
+    feasible, (inner, lam_inner) = repair(problem, pushed)
+    assert np.linalg.eigvalsh(problem.slack(feasible).scipy().toarray())[0] >= 0
+    assert lam_inner >= 0
+    bound = float(problem.b @ feasible)
+    assert 8.99999631 - 1e-3 <= bound <= 8.99999632
+
+
+def test_interior_point_subproblem_reaches_the_fista_optimum() -> None:
+    """The barrier method (with its Woodbury step: fewer rows than svec's length) ends at the objective a long
+    FISTA run reaches, in a number of Newton steps independent of the conditioning."""
+    rng = np.random.default_rng(0)
+    r, n, rho, gamma = 6, 12, 2.0, 3.0
+    d = 1 + r * (r + 1) // 2
+    maps = SvecMaps(r)
+    for cond in (1.0, 1e4):
+        a = rng.standard_normal((n, d)) * np.geomspace(1, 1 / cond, d)
+        b = rng.standard_normal(n)
+        gram, q = a.T @ a, rho * (a.T @ b) + a.T @ rng.standard_normal(n) - rng.standard_normal(d)
+        residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
+        f = lambda x: 0.5 * rho * float(x @ gram @ x) - float(q @ x)  # noqa: E731
+
+        def fw_gap(x, grad):
+            low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
+            return float(grad @ x) - gamma * low
+
+        long_run, *_ = solve_subproblem_np(gram, q, rho, gamma, r, True, np.zeros(d), residual_sq, 1e-4, 200000,
+                                           interior_fallback=False)
+        x, steps, gap = solve_subproblem_interior(rho * gram, q, rho, gamma, r, True, np.zeros(d), residual_sq,
+                                                  1e-4, fw_gap, factor=a)
+        assert steps <= 60 and gap <= 1e-6
+        assert f(x) <= f(long_run) + 1e-6 * (1 + abs(f(long_run)))
+        assert x[0] >= 0 and np.linalg.eigvalsh(maps.smat(x[1:]))[0] >= -1e-12 and x[0] + np.trace(maps.smat(x[1:])) <= gamma + 1e-12
+
+
+def test_only_far_null_steps_lower_rho() -> None:
+    assert far_null(cut_error=11.0, model_error=1.0, predicted=1.0)
+    assert far_null(cut_error=1.0, model_error=600.0, predicted=1.0)
+    assert not far_null(cut_error=2.0, model_error=1.5, predicted=1.0)   # a tight cut at an optimal center
+    c = BALA(rho_down_after=2)
+    c.start(1.0, 4, 4.0)
+    rho0 = c.state.rho
+    for _ in range(5):
+        c.record_step(False, far=False)
+    assert c.state.rho == rho0 and c.state.null_steps == 5
+    c.record_step(False, far=True)
+    c.record_step(False, far=True)
+    assert c.state.rho == rho0 / 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, value, tol", [("theta1", THETA1, 1e-6), ("mcp100", MCP100, 5e-7)])
+def test_bala_sdplib_classes_to_1e6(tmp_path: Path, name: str, value: float, tol: float) -> None:
+    """Lovasz theta and Max-Cut (SDPA form) to max eps <= 1e-6 with BALA's defaults; the bound to 1e-6 relative
+    (mcp100 at 5e-7: eps_g is relative to |<C, X>| + |<b, y>|, about twice the value)."""
+    summary, _ = run_loop(SDPAProblem(str(DATA / f"{name}.dat-s"), tol=tol), BALA(), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - value) <= 1e-6 * abs(value)
+
+
+# ---- through the installed script -----------------------------------------------------------------------
+
+def alm_bench_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    script = shutil.which("alm-bench", path=str(Path(sys.executable).parent)) or shutil.which("alm-bench")
+    assert script, "the alm-bench script is not installed"
+    env = {**os.environ, "WANDB_MODE": "offline", "ALM_BENCH_OUTPUTS": str(cwd / "outputs")}
+    return subprocess.run([script, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def summary_of(cwd: Path) -> dict:
+    (found,) = list((cwd / "outputs").rglob("summary.json"))
+    return json.loads(found.read_text())
+
+
+@pytest.mark.slow
+def test_mixing_solves_an_sdpa_maxcut_through_the_script(tmp_path: Path) -> None:
+    result = alm_bench_script("solve", "sdp", str(DATA / "mcp100.dat-s"), "controller=mixing", "problem.tol=1e-5",
+                              cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(tmp_path)
+    assert summary["status"] == "converged" and abs(summary["sdp_bound"] - MCP100) <= 1e-4 * MCP100
+
+
+@pytest.mark.slow
+def test_no_trace_bound_is_asked_and_no_other_solver_named(tmp_path: Path) -> None:
+    """truss1 under classic ALM used to stop at once with an error about BALA's set; now it runs (a few outer
+    iterations here), and nothing it prints names BALA."""
+    result = alm_bench_script("solve", "sdp", str(DATA / "truss1.dat-s"), "controller=classic_alm",
+                              "controller.max_outer_iterations=3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "bala" not in (result.stdout + result.stderr).lower()
+    assert summary_of(tmp_path)["status"] in ("converged", "max_iterations")
