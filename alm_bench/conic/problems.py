@@ -25,8 +25,8 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
+from alm_bench.conic.graphs import GraphSpec, graph_source, load_graph
 from alm_bench.conic.operators import CSROperator
-from alm_bench.conic.readers import read_graph
 from alm_bench.conic.readers.checks import existing_file
 from alm_bench.conic.readers.sdpa import read_sdpa
 from alm_bench.errors import ConfigError, UserError, require, require_int, require_positive
@@ -223,18 +223,19 @@ class SDPAProblem(ConicSDP):
 class MaxCut(ConicSDP):
     """The Max-Cut SDP of a weighted graph: C = -L/4, A = diag, b = 1, gamma = n (tr X = n when feasible)."""
 
-    def __init__(self, path: str, tol: float = 1e-6, rounding_trials: int = 64, local_search: bool = True) -> None:
-        require(bool(path), "problem.path", "the graph file to solve (.mat, .mtx or rudy text)", path)
+    def __init__(self, path: str | None = None, tol: float = 1e-6, rounding_trials: int = 64,
+                 local_search: bool = True, graph: str | None = None) -> None:
         require_int("problem.rounding_trials", rounding_trials)
-        file = existing_file(path)
-        self.adjacency = read_graph(file)
+        origin = graph_source(path, graph)   # a file, or a generator spec (alm_bench/conic/graphs.py)
+        self.adjacency, self.generated = load_graph(origin), isinstance(origin, GraphSpec)
         self.rounding_trials, self.local_search = rounding_trials, bool(local_search)
         w = self.adjacency
         laplacian = sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w
         n = w.shape[0]
         idx = np.arange(n)
-        super().__init__(_stem(file), -laplacian / 4, idx, idx, idx, np.ones(n), np.ones(n),
-                         trace_bound=None, tol=tol, source=str(file))
+        name, source = (origin.name, origin.text) if self.generated else (_stem(origin), str(origin))
+        super().__init__(name, -laplacian / 4, idx, idx, idx, np.ones(n), np.ones(n),
+                         trace_bound=None, tol=tol, source=source)
 
     # diag(X) = 1 makes every operator a row-wise formula, far cheaper than the generic triplet sums.
     def constraint_values(self, v: Tensor, s: Tensor | None = None) -> Tensor:
@@ -255,7 +256,8 @@ class MaxCut(ConicSDP):
         return True
 
     def summary_fields(self) -> dict[str, Any]:
-        return {"file": self.source, "vertices": self.n, "edges": int(self.adjacency.nnz // 2)}
+        return {"graph" if self.generated else "file": self.source, "vertices": self.n,
+                "edges": int(self.adjacency.nnz // 2)}
 
 
 def _stem(path: Path) -> str:
