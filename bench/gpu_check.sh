@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The one-call GPU check: the device=cuda tests (pytest -m cuda), BALA and Burer-Monteiro ALM with device=cuda on
+# G60 and on a generated 10^6-vertex graph, ResNet-18 training images/s at batch 512 with bf16 autocast for
+# `unconstrained` vs `ema_alm`, and (with two or more GPUs) the 2-process NCCL check of synchronised duals.
+# Writes bench/results/gpu.md (and copies it to $OUT when that is set). About 7 minutes on one H200; each part
+# has its own wall limit and the whole stays under GPU_CHECK_BUDGET_S (default 450 s).
+#
+#   bench/gpu_check.sh                 on a machine with a CUDA GPU
+#   bench/gpu_check.sh --dry-run       the same steps on the CPU at toy sizes (G14, 1000 vertices, a small CNN, the
+#                                      cuda tests' quick bodies on CPU tensors): checks the script without a GPU
+#   bench/gpu_check.sh --out FILE      write the table elsewhere
+#
+# The GPU machine (a copy of the working tree, its own python3 with torch, torchvision, numba, scipy, rich,
+# typer, pytest, PyYAML; no package index) lacks hydra-core, omegaconf and antlr4. Before the call, here, once:
+#
+#   printf '/.whl/\n/.gpu/\n' >> "$(git rev-parse --git-common-dir)/info/exclude"
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.8 omegaconf==2.3.1
+#   python3 -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3   # an sdist only: built here (pure Python)
+#   mkdir -p .gpu && cp ../shared/data/gset_rudy/G60.txt .gpu/               # ../shared does not travel
+#
+# then one device call: command "bash bench/gpu_check.sh", carry [".whl", ".gpu"], timeout_s 540.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+PY=${PYTHON:-python3}
+DRY=0
+OUT_MD=bench/results/gpu.md
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) DRY=1 ;;
+        --out) OUT_MD=$2; shift ;;
+        *) echo "gpu_check: unknown argument $1 (expected --dry-run, --out FILE)" >&2; exit 2 ;;
+    esac
+    shift
+done
+export PYTHONUNBUFFERED=1 WANDB_MODE=offline
+WORK=$(mktemp -d /tmp/gpu_check.XXXXXX)
+START=$(date +%s)
+
+# Carried wheels (the device machine has no index): installed beside the machine's own packages.
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$WORK/site" .whl/*.whl \
+        || { echo "gpu_check: installing the carried wheels failed" >&2; exit 1; }
+    export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+# Without an install, alm_bench.conf (the configs, conf/ in the tree) is not importable: an overlay package of
+# links gives it, as `pip install -e .` would (nothing is written into the tree).
+if ! (cd /tmp && $PY -c "import alm_bench.conf" 2>/dev/null); then
+    mkdir -p "$WORK/overlay/alm_bench"
+    for entry in "$REPO"/alm_bench/*; do ln -s "$entry" "$WORK/overlay/alm_bench/"; done
+    ln -s "$REPO/conf" "$WORK/overlay/alm_bench/conf"
+    export PYTHONPATH="$WORK/overlay:$REPO${PYTHONPATH:+:$PYTHONPATH}"
+else
+    export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+fi
+$PY -c "import alm_bench.conf, hydra, omegaconf, torch" \
+    || { echo "gpu_check: alm_bench or its dependencies do not import (see the header for the wheels)" >&2; exit 1; }
+
+# 1. The device=cuda tests. The dry run runs their quick bodies on CPU tensors.
+if [ $DRY = 1 ]; then
+    TESTS_LIMIT=120
+    ALM_BENCH_CUDA_TESTS_DEVICE=cpu timeout $TESTS_LIMIT $PY -m pytest -q -p no:cacheprovider -m "cuda and not slow" \
+        tests/test_cuda.py --junitxml="$WORK/junit.xml"
+else
+    TESTS_LIMIT=150
+    timeout $TESTS_LIMIT $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py --junitxml="$WORK/junit.xml"
+fi
+echo "gpu_check: tests done after $(( $(date +%s) - START )) s"
+
+# 2-4. Conic runs, training throughput, the table.
+ARGS=(--junit "$WORK/junit.xml" --out "$OUT_MD" --started "$START")
+[ $DRY = 1 ] && ARGS+=(--dry-run)
+$PY -m bench.gpu_check "${ARGS[@]}"
+STATUS=$?
+if [ -n "${OUT:-}" ] && [ -d "${OUT:-}" ] && [ -f "$OUT_MD" ]; then cp "$OUT_MD" "$OUT/"; fi
+rm -rf "$WORK"
+echo "gpu_check: finished after $(( $(date +%s) - START )) s, table in $OUT_MD"
+exit $STATUS
