@@ -88,16 +88,16 @@ class ProgressFile:
         pass
 
 
-def measure(spec: str, name: str, tol: float, time_cap: float, cap_gb: float) -> dict:
-    """One solver on one generated graph, in this (fresh) process."""
+def measure(spec: str, name: str, tol: float, time_cap: float, cap_gb: float, folder: Path = PROGRESS) -> dict:
+    """One solver on one generated graph, in this (fresh) process; its trace rows also go to folder/NAME.jsonl."""
     from alm_bench.conic.measure import run as run_conic
     from alm_bench.conic.problems import MaxCut
     from alm_bench.conic.solvers.mixing import MixingMethod
     from alm_bench.runners import RunContext
     from alm_bench.tracking import MemoryTracker, Trackers
 
-    PROGRESS.mkdir(parents=True, exist_ok=True)
-    progress = PROGRESS / f"{name}.jsonl"
+    folder.mkdir(parents=True, exist_ok=True)
+    progress = folder / f"{name}.jsonl"
     progress.write_text("")
     memory_watchdog(cap_gb * 1024, progress)
     t0 = time.perf_counter()
@@ -134,7 +134,8 @@ def row(spec: str, name: str, m: dict | None, stopped: dict | None) -> str:
         where = (f"max eps {last['max_eps']:.1e} at {last['wall_time_s']:.0f} s" if last else "before its first row")
         return f"| {spec} | – | {name} | {stopped['killed']}, {where} | – | – | – | – | – | > {MEMORY_CAP_GB:.0f} GB |"
     reached = m["status"] == "converged"
-    took = f"{m['time']:.0f}" if reached else f"{m['status']} at {m['time']:.0f} (max eps {m['run_eps']:.1e})"
+    why = "time limit" if "time limit" in m["message"] else m["status"]
+    took = f"{m['time']:.0f}" if reached else f"not reached: {why} at {m['time']:.0f} (max eps {m['run_eps']:.1e})"
     fmt = lambda v, f: "–" if v is None else format(v, f)   # noqa: E731
     return (f"| {spec} | {m['n']} / {m['edges']} | {name} (rank {m['rank'] or '–'}) | {took} | "
             f"{m['iterations'] or '–'} | {fmt(m['certified_eps'], '.1e')} | {fmt(m['certify'], '.0f')} | "
