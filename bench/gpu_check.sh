@@ -2,8 +2,9 @@
 # The one-call GPU check: the device=cuda tests (pytest -m cuda), BALA and Burer-Monteiro ALM with device=cuda on
 # G60 and on a generated 10^6-vertex graph, ResNet-18 training images/s at batch 512 with bf16 autocast for
 # `unconstrained` vs `ema_alm`, and (with two or more GPUs) the 2-process NCCL check of synchronised duals.
-# Writes bench/results/gpu.md (and copies it to $OUT when that is set). About 7 minutes on one H200; each part
-# has its own wall limit and the whole stays under GPU_CHECK_BUDGET_S (default 450 s).
+# Writes bench/results/gpu.md (and copies it to $OUT when that is set). At most about 7 minutes on one H200: each
+# part has its own wall limit and the whole stays under GPU_CHECK_BUDGET_S (default 450 s). Python: $PYTHON, else
+# .venv/bin/python where it exists, else python3 (the GPU machine's own).
 #
 #   bench/gpu_check.sh                 on a machine with a CUDA GPU
 #   bench/gpu_check.sh --dry-run       the same steps on the CPU at toy sizes (G14, 1000 vertices, a small CNN, the
@@ -11,11 +12,12 @@
 #   bench/gpu_check.sh --out FILE      write the table elsewhere
 #
 # The GPU machine (a copy of the working tree, its own python3 with torch, torchvision, numba, scipy, rich,
-# typer, pytest, PyYAML; no package index) lacks hydra-core, omegaconf and antlr4. Before the call, here, once:
+# typer, pytest, PyYAML; no package index) lacks hydra-core, omegaconf and antlr4, and may have a setuptools too
+# old to build this package (it needs >= 77). Before the call, here, once:
 #
 #   printf '/.whl/\n/.gpu/\n' >> "$(git rev-parse --git-common-dir)/info/exclude"
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.8 omegaconf==2.3.1
+#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl hydra-core==1.3.8 omegaconf==2.3.1 setuptools==80.9.0
 #   python3 -m pip wheel --no-deps -w .whl antlr4-python3-runtime==4.9.3   # an sdist only: built here (pure Python)
 #   mkdir -p .gpu && cp ../shared/data/gset_rudy/G60.txt .gpu/               # ../shared does not travel
 #
@@ -23,7 +25,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
-PY=${PYTHON:-python3}
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 DRY=0
 OUT_MD=bench/results/gpu.md
 while [ $# -gt 0 ]; do
@@ -44,16 +46,13 @@ if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then
         || { echo "gpu_check: installing the carried wheels failed" >&2; exit 1; }
     export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-# Without an install, alm_bench.conf (the configs, conf/ in the tree) is not importable: an overlay package of
-# links gives it, as `pip install -e .` would (nothing is written into the tree).
+# Without an install, alm_bench.conf (the configs: conf/ in the tree) is not importable: install the tree
+# editable, as `make install` does (setuptools >= 77 from the carried wheels builds it; nothing is fetched).
 if ! (cd /tmp && $PY -c "import alm_bench.conf" 2>/dev/null); then
-    mkdir -p "$WORK/overlay/alm_bench"
-    for entry in "$REPO"/alm_bench/*; do ln -s "$entry" "$WORK/overlay/alm_bench/"; done
-    ln -s "$REPO/conf" "$WORK/overlay/alm_bench/conf"
-    export PYTHONPATH="$WORK/overlay:$REPO${PYTHONPATH:+:$PYTHONPATH}"
-else
-    export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+    $PY -m pip install -q --no-deps --no-build-isolation --no-index -e . \
+        || { echo "gpu_check: pip install -e . failed (is setuptools>=77 among the carried wheels?)" >&2; exit 1; }
 fi
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import alm_bench.conf, hydra, omegaconf, torch" \
     || { echo "gpu_check: alm_bench or its dependencies do not import (see the header for the wheels)" >&2; exit 1; }
 
@@ -63,7 +62,7 @@ if [ $DRY = 1 ]; then
     ALM_BENCH_CUDA_TESTS_DEVICE=cpu timeout $TESTS_LIMIT $PY -m pytest -q -p no:cacheprovider -m "cuda and not slow" \
         tests/test_cuda.py --junitxml="$WORK/junit.xml"
 else
-    TESTS_LIMIT=150
+    TESTS_LIMIT=120
     timeout $TESTS_LIMIT $PY -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py --junitxml="$WORK/junit.xml"
 fi
 echo "gpu_check: tests done after $(( $(date +%s) - START )) s"

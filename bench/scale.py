@@ -8,8 +8,9 @@ Goemans-Williamson hyperplane with the local search. "certified eps" is max(eps_
 the primal value and the recertified bound): what a user can rely on. A child that would pass MEMORY_CAP_GB is
 stopped by a watchdog and reported with its last trace row (where it stopped).
 
-    python -m bench.scale                          the 10^5 row: random:n=100000,degree=8,seed=0, mixing and BALA
-    python -m bench.scale --million                also the 10^6 attempt (random:n=1000000,degree=8,seed=0)
+    python -m bench.scale            random:n=100000,degree=8,seed=0 with mixing and BALA (600 s caps), then the
+                                     10^6 attempt, random:n=1000000,degree=8,seed=0, with mixing (1800 s)
+    python -m bench.scale --quick    the 10^5 rows only
     python -m bench.scale --graphs toroidal:316x316 --solvers mixing --tol 1e-4 --time-cap 900
 """
 
@@ -30,7 +31,10 @@ from bench.sdp import FreshProcesses, peak_rss_mb
 LARGE = "random:n=100000,degree=8,seed=0"
 MILLION = "random:n=1000000,degree=8,seed=0"
 SOLVERS = ["mixing", "bala", "classic_alm"]
-DEFAULT_SOLVERS = ["mixing", "bala"]
+# (graph, solvers, seconds of solving): the fastest solver (the compiled mixing method) and BALA at 10^5; at
+# 10^6 the mixing method (BALA took 30 s an iteration at 10^5 and its subproblem matrix, n x r(r+1)/2, grows
+# past 10 GB at 10^6).
+PLAN = [(LARGE, ["mixing", "bala"], 600.0), (MILLION, ["mixing"], 1800.0)]
 MEMORY_CAP_GB = float(os.environ.get("ALM_BENCH_SCALE_MEMORY_GB", "16"))
 PROGRESS = Path("/tmp/alm_bench_scale")
 
@@ -143,35 +147,41 @@ def row(spec: str, name: str, m: dict | None, stopped: dict | None) -> str:
 
 
 def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] | None = None, tol: float = 5e-4,
-        time_cap: float = 600.0, cap_gb: float = MEMORY_CAP_GB) -> str:
-    graphs = graphs or ([LARGE, MILLION] if full else [LARGE])
+        time_cap: float | None = None, cap_gb: float = MEMORY_CAP_GB, quick: bool = False) -> str:
+    plan = PLAN[:1] if quick else PLAN
+    if graphs:
+        plan = [(spec, solvers or ["mixing", "bala"], time_cap or 600.0) for spec in graphs]
+    elif solvers or time_cap:
+        plan = [(spec, solvers or names, time_cap or cap) for spec, names, cap in plan]
     procs = FreshProcesses()
     lines = ["| graph | n / edges | solver | time to certified stop (s) | sweeps / iterations | certified eps | "
              "recertify (s) | build (s) | rounding (s) / cut | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|"]
     try:
         baseline = procs.call(peak_rss_mb)
-        for spec in graphs:
-            for name in solvers or DEFAULT_SOLVERS:
-                m = procs.call(measure, spec, name, tol, time_cap, cap_gb)
+        for spec, names, cap in plan:
+            for name in names:
+                m = procs.call(measure, spec, name, tol, cap, cap_gb)
                 lines.append(row(spec, name, m, None if m else where_it_stopped(PROGRESS / f"{name}.jsonl")))
                 print(lines[-1], flush=True)
     finally:
         procs.close()
+    caps = ", ".join(f"{spec}: {cap:.0f} s" for spec, _, cap in plan)
     return "\n".join(lines) + (
-        f"\n\n(tolerance {tol:g}; each solver capped at {time_cap:.0f} s of solving and {cap_gb:.0f} GB resident; "
-        f"peak RSS of each solver's own process, including {baseline / 1024:.2f} GB for Python, torch and scipy "
-        f"alone, idle; times after the graph is built; recertify and rounding come after the stop.)")
+        f"\n\n(tolerance {tol:g}; seconds of solving per run: {caps}; {cap_gb:.0f} GB resident at most; peak RSS "
+        f"of each solver's own process, including {baseline / 1024:.2f} GB for Python, torch and scipy alone, "
+        f"idle; times after the graph is built; recertify and rounding (one hyperplane) come after the stop.)")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--million", action="store_true", help=f"also the 10^6 attempt ({MILLION})")
+    parser.add_argument("--quick", action="store_true", help="the 10^5 rows only")
     parser.add_argument("--graphs", nargs="+", help="generator specs (alm-bench graph generate --help)")
-    parser.add_argument("--solvers", nargs="+", choices=SOLVERS, help=f"default: {' '.join(DEFAULT_SOLVERS)}")
+    parser.add_argument("--solvers", nargs="+", choices=SOLVERS, help="default: mixing and bala (10^6: mixing)")
     parser.add_argument("--tol", type=float, default=5e-4)
-    parser.add_argument("--time-cap", type=float, default=600.0, help="seconds of solving per run (600)")
+    parser.add_argument("--time-cap", type=float, help="seconds of solving per run (600; 1800 at 10^6)")
     parser.add_argument("--memory-cap", type=float, default=MEMORY_CAP_GB, help="GB resident per run (16)")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    print(run(args.million, args.graphs, args.solvers, args.tol, args.time_cap, args.memory_cap))
+    print(run(graphs=args.graphs, solvers=args.solvers, tol=args.tol, time_cap=args.time_cap,
+              cap_gb=args.memory_cap, quick=args.quick))
     print(f"\n(total {time.perf_counter() - t0:.0f} s; load {os.getloadavg()[0]:.1f} at the end)")

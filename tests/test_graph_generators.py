@@ -96,6 +96,11 @@ def test_bad_specs_are_one_line(spec: str, message: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_a_spec_that_leaves_no_edge_is_refused() -> None:
+    with pytest.raises(UserError, match="no edges"):
+        generate("planar:n=5,density=1")
+
+
 def test_a_spec_is_told_from_a_file_name() -> None:
     assert is_spec("toroidal:316x316") and is_spec("random:n=10,degree=2")
     assert not is_spec(str(DATA / "G14.txt")) and not is_spec("C:graph.txt") and not is_spec("G1.mat")

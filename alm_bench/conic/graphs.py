@@ -144,6 +144,8 @@ def generate(spec: GraphSpec | str) -> sp.csr_matrix:
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     rng = np.random.default_rng(spec.seed)
     n, rows, cols = {"toroidal": _toroidal, "random": _random, "planar": _planar}[spec.family](spec, rng)
+    if rows.size == 0:   # as a file without edges is refused: every cut is 0
+        raise UserError(f"graph spec {spec.text!r}: the graph has no edges (raise density)")
     if spec.options.get("weights", "1") == "pm1":
         weights = rng.choice(np.array([-1.0, 1.0]), size=rows.size)
     else:
