@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from alm_bench.conic.solvers.mixing import MixingMethod
-from alm_bench.conic.eigen import certified_lambda_min, confirmed_lambda_min
-from alm_bench.conic.problems import MaxCut, SDPAProblem
+from alm_bench.conic.eigen import certified_lambda_min, confirmed_lambda_min, lambda_min_at_least
+from alm_bench.conic.problems import MaxCut, SDPAProblem, lowest_dual_within, relative_gap
 from alm_bench.conic import measure as conic
 from alm_bench.conic.solvers import mixing as conic_mixing
 from alm_bench.runners import RunContext
@@ -82,3 +82,40 @@ def test_a_claim_on_an_optimistic_eigenvalue_is_confirmed_before_the_run_stops(t
     assert first["bound"] == pytest.approx(true_bound, rel=1e-9)
     assert second["lambda_confirmed"] and second["max_eps"] <= problem.tol
     assert summary["status"] == "converged" and summary["iterations"] == 2
+
+
+def test_lambda_min_at_least_answers_the_claim_by_a_cholesky(tmp_path: Path) -> None:
+    problem = small_graph(tmp_path)
+    slack = problem.slack(problem.initial_dual())
+    exact = float(np.linalg.eigvalsh(slack.scipy().toarray())[0])
+    gap = 1e-7 * slack.gershgorin()
+    assert lambda_min_at_least(slack, exact - gap) == exact - gap   # certified exactly at the level asked
+    assert lambda_min_at_least(slack, exact + gap) is None          # just above lambda_min: refused
+
+
+def test_lowest_dual_within_is_the_weakest_bound_that_meets_the_tolerance() -> None:
+    for primal, tol in ((-12083.2, 5e-4), (-3191.5, 1e-6), (23.0, 1e-6), (0.0, 1e-3)):
+        low = lowest_dual_within(primal, tol)
+        assert low <= primal and relative_gap(primal, low) <= tol
+        assert relative_gap(primal, low - 1e-9 * (1 + abs(primal))) > tol
+
+
+def test_a_true_claim_is_confirmed_by_the_cholesky_test_alone(tmp_path: Path, monkeypatch) -> None:
+    """Up to CHOLESKY_LIMIT a claim that holds costs one Cholesky, no eigendecomposition; the confirmed lambda
+    is a certified lower bound, at most the exact one, within the tolerance's threshold."""
+    problem = small_graph(tmp_path)
+    problem.tol = 1e-4
+    (late,) = mixing_points(problem, (60,))
+    exact = certified_lambda_min(problem.slack(late.y))
+    claim = ConicIterate(late.objective, late.residual, late.y, exact + 1e-12, late.factor)
+    candidates = conic.primal_candidates(problem, claim)
+
+    def no_eigensolver(*args, **kwargs):
+        raise AssertionError("the exact lambda_min was computed for a claim that holds")
+
+    monkeypatch.setattr(conic, "confirmed_lambda_min", no_eigensolver)
+    confirmed = conic.confirm_claim(problem, claim, claim.lambda_min, candidates, float(problem.b.norm()))
+    threshold = conic.claim_threshold(problem, claim, candidates, float(problem.b.norm()))
+    assert threshold <= confirmed <= exact
+    metrics = conic.evaluate(problem, claim, confirmed, candidates, float(problem.b.norm()))
+    assert metrics["max_eps"] <= problem.tol

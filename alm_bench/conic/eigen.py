@@ -34,6 +34,10 @@ DENSE_FALLBACK_LIMIT = 12000  # ... and up to this one the last resort when ARPA
 # (about 2000 products), then dense.
 CONFIRM_DENSE_LIMIT = 1000
 CONFIRM_RESTARTS = 200
+# A claim "lambda_min >= t" is a yes/no question, which a dense Cholesky of S - t I answers at a sixth of an
+# eigendecomposition's cost (one thread: 5 vs 34 ms at n = 800, 19 vs 77 ms at 1000, 68 vs 600 ms at 2000,
+# 290 ms at 3000), and as reliably: it succeeds only for a positive definite matrix, up to round-off.
+CHOLESKY_LIMIT = 3000
 ARPACK_NCV = 64           # Lanczos basis size for the ARPACK fallback and the final certificate
 ARPACK_RESTARTS = 1000
 # The residual (relative to the Gershgorin scale) to which the mixing and Burer-Monteiro loops converge the
@@ -277,6 +281,18 @@ def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol
     values, vectors = _arpack_smallest(matrix, 1, tol, ncv, restarts)
     residual = float(np.linalg.norm(matrix @ vectors[:, 0] - values[0] * vectors[:, 0]))
     return float(values[0]) - residual - 1e-13 * slack.n * scale
+
+
+def lambda_min_at_least(slack: CSROperator, t: float) -> float | None:
+    """t when lambda_min(S) >= t is certified, else None: a dense Cholesky of S - (t + margin) I (order <=
+    CHOLESKY_LIMIT). A Cholesky that completes in floating point is exact for a matrix within ~ n u |S - t I|
+    of the one factored (Demmel), so the margin, ten times that, makes success a proof that S - t I is PSD."""
+    dense = slack.scipy().toarray()
+    n = slack.n
+    margin = 10 * n * np.finfo(np.float64).eps * (float(np.abs(dense).sum(axis=1).max()) + abs(t))
+    dense[np.diag_indices(n)] -= t + margin
+    _, info = scipy.linalg.lapack.dpotrf(dense, lower=1, overwrite_a=1, clean=0)
+    return float(t) if info == 0 else None
 
 
 def confirmed_lambda_min(slack: CSROperator) -> float:

@@ -55,6 +55,21 @@ def relative_gap(primal: float, dual: float) -> float:
     return abs(primal - dual) / (1 + abs(primal) + abs(dual))
 
 
+def lowest_dual_within(primal: float, tol: float) -> float:
+    """The smallest dual value d <= primal with relative_gap(primal, d) <= tol: how weak a lower bound may be
+    and still meet the tolerance (the gap grows as d falls below the primal value, so bisection finds it)."""
+    low, high = primal - 2 * tol * (1 + 2 * abs(primal)) - 1.0, primal
+    for _ in range(100):
+        middle = 0.5 * (low + high)
+        if relative_gap(primal, middle) <= tol:
+            high = middle
+        else:
+            low = middle
+        if high - low <= 1e-15 * (1 + abs(primal)):
+            break
+    return high
+
+
 class ConicSDP:
     """min <C, X> s.t. <A_k, X> = b_k (k = 1..m), X PSD of order n, given C and the A_k as sparse triplets."""
 
