@@ -98,6 +98,7 @@ def measure(spec: str, name: str, tol: float, time_cap: float, cap_gb: float, fo
     from alm_bench.conic.problems import MaxCut
     from alm_bench.conic.solvers.mixing import MixingMethod
     from alm_bench.runners import RunContext
+    from alm_bench.runners.stopping import SolverFailed
     from alm_bench.tracking import MemoryTracker, Trackers
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -109,8 +110,11 @@ def measure(spec: str, name: str, tol: float, time_cap: float, cap_gb: float, fo
     built = time.perf_counter() - t0
     rows = MemoryTracker()
     ctl = controller(name, time_cap)
-    summary = run_conic(problem, ctl, Trackers([rows, ProgressFile(progress)]),
-                        RunContext(output_dir=None, device=torch.device("cpu")))
+    try:
+        summary = run_conic(problem, ctl, Trackers([rows, ProgressFile(progress)]),
+                            RunContext(output_dir=None, device=torch.device("cpu")))
+    except SolverFailed as err:   # e.g. the final certificate's ARPACK did not converge: a row, not a crash
+        summary = {"status": "failed", "message": str(err), "wall_time_s": time.perf_counter() - t0 - built}
     last = rows.rows[-1] if rows.rows else {}
     certified = max(last.get("eps_p", 0.0), last.get("eps_d", 0.0), summary.get("relative_gap", float("nan")))
     rank = last.get("rank")
@@ -138,7 +142,7 @@ def row(spec: str, name: str, m: dict | None, stopped: dict | None) -> str:
         where = (f"max eps {last['max_eps']:.1e} at {last['wall_time_s']:.0f} s" if last else "before its first row")
         return f"| {spec} | – | {name} | {stopped['killed']}, {where} | – | – | – | – | – | > {MEMORY_CAP_GB:.0f} GB |"
     reached = m["status"] == "converged"
-    why = "time limit" if "time limit" in m["message"] else m["status"]
+    why = "time limit" if "time limit" in m["message"] else f"{m['status']} ({m['message'][:100]})"
     took = f"{m['time']:.0f}" if reached else f"not reached: {why} at {m['time']:.0f} (max eps {m['run_eps']:.1e})"
     fmt = lambda v, f: "–" if v is None else format(v, f)   # noqa: E731
     return (f"| {spec} | {m['n']} / {m['edges']} | {name} (rank {m['rank'] or '–'}) | {took} | "
