@@ -9,7 +9,7 @@
 #   bench/gpu_check.sh                 on a machine with a CUDA GPU
 #   bench/gpu_check.sh --dry-run       the same steps on the CPU at toy sizes (G14, 1000 vertices, a small CNN, the
 #                                      cuda tests' quick bodies on CPU tensors): checks the script without a GPU
-#   bench/gpu_check.sh --out FILE      write the table elsewhere
+#   bench/gpu_check.sh --out FILE      write the table elsewhere (a dry run's default: $TMPDIR/gpu_dry_run.md)
 #
 # The GPU machine (a copy of the working tree, its own python3 with torch, torchvision, numba, scipy, rich,
 # typer, pytest, PyYAML; no package index) lacks hydra-core, omegaconf and antlr4, and may have a setuptools too
@@ -27,15 +27,17 @@ cd "$(dirname "$0")/.."
 REPO=$(pwd)
 if [ -n "${PYTHON:-}" ]; then PY=$PYTHON; elif [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
 DRY=0
-OUT_MD=bench/results/gpu.md
+OUT_MD=
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY=1 ;;
-        --out) OUT_MD=$2; shift ;;
+        --out) OUT_MD=${2:-}; shift ;;
         *) echo "gpu_check: unknown argument $1 (expected --dry-run, --out FILE)" >&2; exit 2 ;;
     esac
     shift
 done
+# A dry run's table measures nothing of a GPU: by default it goes to /tmp, not over bench/results/gpu.md.
+[ -z "$OUT_MD" ] && { [ $DRY = 1 ] && OUT_MD=${TMPDIR:-/tmp}/gpu_dry_run.md || OUT_MD=bench/results/gpu.md; }
 export PYTHONUNBUFFERED=1 WANDB_MODE=offline
 WORK=$(mktemp -d /tmp/gpu_check.XXXXXX)
 START=$(date +%s)

@@ -136,11 +136,11 @@ def where_it_stopped(progress: Path) -> dict:
     return {"killed": note, "last": rows[-1] if rows else {}}
 
 
-def row(spec: str, name: str, m: dict | None, stopped: dict | None) -> str:
+def row(spec: str, name: str, m: dict | None, stopped: dict | None, cap_gb: float = MEMORY_CAP_GB) -> str:
     if m is None:
         last = stopped["last"]
         where = (f"max eps {last['max_eps']:.1e} at {last['wall_time_s']:.0f} s" if last else "before its first row")
-        return f"| {spec} | – | {name} | {stopped['killed']}, {where} | – | – | – | – | – | > {MEMORY_CAP_GB:.0f} GB |"
+        return f"| {spec} | – | {name} | {stopped['killed']}, {where} | – | – | – | – | – | > {cap_gb:.0f} GB |"
     reached = m["status"] == "converged"
     why = "time limit" if "time limit" in m["message"] else f"{m['status']} ({m['message'][:100]})"
     took = f"{m['time']:.0f}" if reached else f"not reached: {why} at {m['time']:.0f} (max eps {m['run_eps']:.1e})"
@@ -165,7 +165,7 @@ def run(full: bool = False, graphs: list[str] | None = None, solvers: list[str] 
         for spec, names, cap in plan:
             for name in names:
                 m = procs.call(measure, spec, name, tol, cap, cap_gb)
-                lines.append(row(spec, name, m, None if m else where_it_stopped(PROGRESS / f"{name}.jsonl")))
+                lines.append(row(spec, name, m, None if m else where_it_stopped(PROGRESS / f"{name}.jsonl"), cap_gb))
                 print(lines[-1], flush=True)
     finally:
         procs.close()

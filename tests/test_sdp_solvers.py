@@ -34,6 +34,17 @@ def check_solution(summary: dict, name: str, tol: float) -> None:
 
 # ---- pure rules ---------------------------------------------------------------------------------------
 
+def test_rank_rule_keeps_the_bound_while_the_copies_fit() -> None:
+    from alm_bench.conic.problems import FACTOR_MEMORY, MIN_RANK, factor_rank
+
+    assert [factor_rank(n, n) for n in (800, 2000, 7000, 100_000)] == [41, 65, 120, 449]   # ceil(sqrt(2n)) + 1
+    assert factor_rank(10**6, 10**6) == 67 and factor_rank(10**5, 10**5, copies=28) == 191   # L-BFGS, 10 pairs
+    assert factor_rank(10**8, 10**8) == MIN_RANK and factor_rank(3, 3) == 3   # the floor; never above n
+    for n, copies in ((150_000, 8), (10**6, 8), (60_000, 28), (10**6, 12)):
+        r = factor_rank(n, n, copies)
+        assert r == MIN_RANK or 8 * n * r * copies <= FACTOR_MEMORY < 8 * n * (r + 1) * copies
+
+
 def test_capped_simplex_projection_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):

@@ -32,21 +32,22 @@ from alm_bench.conic.readers.sdpa import read_sdpa
 from alm_bench.errors import ConfigError, UserError, require, require_int, require_positive
 
 
-# The largest factor V (n x r doubles) that the rank rule picks by itself; the factor methods keep a few copies
-# (the mixing method ~8, L-BFGS's history 20 more). controller.rank sets any rank.
-FACTOR_BYTES = 1 << 29   # 512 MB
+# What the rank rule lets a factor method's copies of V (n x r doubles) take together; controller.rank (mixing)
+# sets any rank.
+FACTOR_MEMORY = 1 << 32   # 4 GB
 MIN_RANK = 32
 
 
-def factor_rank(m: int, n: int) -> int:
+def factor_rank(m: int, n: int, copies: int = 8) -> int:
     """ceil(sqrt(2m)) + 1: above the Barvinok-Pataki bound, so the factorised problem has no spurious local
-    minima for generic data (Boumal, Voroninski & Bandeira 2016); unchanged up to n ~ 1.3e5 (Max-Cut).
-    Above, that factor alone would pass FACTOR_BYTES (10^6 vertices: 1416 columns, 11 GB a copy), so the
-    rank is what fits in it, at least MIN_RANK (10^6: 67). Below the bound a spurious stationary point is
-    possible, not a wrong answer: convergence is decided by the certificate (lambda_min of the slack), so
-    such a point would show as a run that does not reach its tolerance."""
+    minima for generic data (Boumal, Voroninski & Bandeira 2016). The method keeps `copies` factors alive (the
+    mixing method ~8, 512 MB each under FACTOR_MEMORY: the bound holds up to n ~ 1.3e5 on Max-Cut; L-BFGS two
+    per stored pair more). Above that the rank is what fits, at least MIN_RANK (mixing at 10^6: 67, where the
+    bound's 1416 columns would take 11 GB a copy). Below the bound a spurious stationary point is possible, not
+    a wrong answer: convergence is decided by the certificate (lambda_min of the slack), so such a point would
+    show as a run that does not reach its tolerance."""
     bound = math.ceil(math.sqrt(2 * m)) + 1
-    fits = max(MIN_RANK, FACTOR_BYTES // (8 * n))
+    fits = max(MIN_RANK, FACTOR_MEMORY // (8 * n * copies))
     return min(n, bound, fits)
 
 
