@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+GAINS = 1e-12   # a flip must gain more than this (round-off in the running W s)
+SIGNS_AT_ONCE = 1 << 24   # n x trials hyperplane signs formed in one product up to this many (128 MB)
+
 
 def cut_value(adjacency: sp.csr_matrix, signs: np.ndarray) -> float:
     """sum_{i<j} w_ij (1 - s_i s_j) / 2."""
@@ -48,10 +51,6 @@ def local_search(adjacency: sp.csr_matrix, signs: np.ndarray, max_flips: int | N
             heapq.heappush(heap, (-gain[j], j))
         flips += 1
     return s
-
-
-GAINS = 1e-12   # a flip must gain more than this (round-off in the running W s)
-SIGNS_AT_ONCE = 1 << 24   # n x trials hyperplane signs formed in one product up to this many (128 MB)
 
 
 def goemans_williamson(adjacency: sp.csr_matrix, factor: np.ndarray, *, trials: int = 64, seed: int = 0,
