@@ -133,6 +133,22 @@ def test_theta1_trace_bound_is_derived() -> None:
     assert SDPAProblem(str(DATA / "theta1.dat-s")).gamma == pytest.approx(1.0)  # tr X = 1 is a constraint
 
 
+def test_classic_alm_ends_its_inner_solve_at_the_time_limit(tmp_path: Path) -> None:
+    """At scale one inner solve takes minutes (10^5 vertices: > 15): the time limit ends it after the L-BFGS
+    step that passes it, not only the outer loop. L-BFGS steps of 5 iterations make the inner solve many steps."""
+    def first_inner_solve(time_limit_s):
+        lbfgs = {"name": "LBFGS", "max_iter": 5}
+        stop = {"time_limit_s": time_limit_s} if time_limit_s else {"max_outer_iterations": 1}
+        summary, rows = run_loop(MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1),
+                                 ClassicALM(inner_optimizer=lbfgs, **stop))
+        return summary, rows[0]["inner_evaluations"]
+
+    _, unlimited = first_inner_solve(None)
+    summary, limited = first_inner_solve(1e-9)
+    assert "time limit" in summary["message"] and summary["iterations"] == 1
+    assert limited <= 7 < 50 < unlimited   # one step of at most 1.25 x 5 evaluations
+
+
 @pytest.mark.slow
 def test_bala_g11(tmp_path: Path) -> None:
     summary, _ = run_loop(MaxCut(str(DATA / "G11.txt"), tol=MAXCUT_TOL), BALA(r_c=12), tmp_path)

@@ -21,7 +21,7 @@ from alm_bench.conic.eigen import CHECK_TOL, BlockLOBPCG
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.problems import ConicSDP, factor_rank
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.runners import RunContext
+from alm_bench.runners import RunContext, past_time_limit
 
 
 def initial_factor(problem: ConicSDP, r: int, seed: int) -> Tensor:
@@ -77,6 +77,7 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         h = problem.constraint_values(x) - b
         return cv, h
 
+    started = time.perf_counter()
     while True:
         t0 = time.perf_counter()
         v.requires_grad_(True)
@@ -98,6 +99,8 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
             optimizer.step(closure)
             if float(v.grad.abs().max()) <= s.inner_tol or evaluations == before:
                 break
+            if past_time_limit(ctl, time.perf_counter() - started) is not None:
+                break   # the runner stops after this iteration (at 10^5 vertices one inner solve took > 15 min)
         v.requires_grad_(False)
         inner_time = time.perf_counter() - t0
         with torch.no_grad():
