@@ -16,7 +16,7 @@ It is a scheduler heuristic (alpha never decreases), not textbook ALM: see contr
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import deque, namedtuple
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Iterable
@@ -51,28 +51,39 @@ class AugLagLRConfig:
 
 
 class InnerReason(Enum):
-    NOT_CONVERGED = 0
+    """Why an inner loop ended (values as in causica, whose Lightning logs record them)."""
+
     MAX_INNER_STEPS_REACHED = 1
     NUM_LR_UPDATES_REACHED = 2
     EARLY_STOPPING_REACHED = 3
+    NOT_CONVERGED = 4
 
 
 class OuterReason(Enum):
-    NOT_CONVERGED = 0
+    """Why the outer loop ended."""
+
     MAX_OUTER_STEPS_REACHED = 1
     PENALTY_TOLERANCE_REACHED = 2
     PATIENCE_MAX_RHO_REACHED = 3
+    NOT_CONVERGED = 4
+
+
+# causica's names, so that code (and causica's own tests) written against it runs with only the import changed.
+AugLagInnerConvergenceReason = InnerReason
+AugLagOuterConvergenceReason = OuterReason
+AugLagConvergenceReasonTuple = namedtuple("AugLagConvergenceReasonTuple",
+                                          ["inner_convergence_reason", "outer_convergence_reason"])
 
 
 class StepResult(tuple):
-    """`(converged, (inner_reason, outer_reason))` whose truth value is `converged`.
+    """`(converged, AugLagConvergenceReasonTuple(inner, outer))` whose truth value is `converged`.
 
     causica returns the pair, seed 000's test writes `if scheduler.step(...): break`; a plain tuple is
     always truthy, so this one answers both `if result:` and `converged, reasons = result`.
     """
 
     def __new__(cls, converged: bool, reasons: tuple[InnerReason, OuterReason]) -> "StepResult":
-        return super().__new__(cls, (bool(converged), reasons))
+        return super().__new__(cls, (bool(converged), AugLagConvergenceReasonTuple(*reasons)))
 
     def __bool__(self) -> bool:
         return self[0]
@@ -82,7 +93,7 @@ class StepResult(tuple):
         return self[0]
 
     @property
-    def reasons(self) -> tuple[InnerReason, OuterReason]:
+    def reasons(self) -> AugLagConvergenceReasonTuple:
         return self[1]
 
 
@@ -108,19 +119,31 @@ def _optimizers(optimizer: torch.optim.Optimizer | Iterable[torch.optim.Optimize
     return [optimizer] if isinstance(optimizer, torch.optim.Optimizer) else list(optimizer)
 
 
-def _as_float(value: Tensor | float) -> float:
-    return float(value.detach().sum()) if isinstance(value, Tensor) else float(value)
+def _as_tensor(value: Tensor | float) -> Tensor:
+    """A detached 0-d tensor: the scheduler compares and sums in the caller's dtype (float32 in the usual
+    case), as the original does, so that its decisions are the original's to the last bit."""
+    return value.detach().sum() if isinstance(value, Tensor) else torch.tensor(float(value))
 
 
 class AugLagLR:
-    """Inner/outer augmented Lagrangian schedule driven by `step` after every optimizer step."""
+    """Inner/outer augmented Lagrangian schedule driven by `step` after every optimizer step.
+
+    Deliberate differences from causica's AugLagLR, none of which changes a decision on its inputs: the
+    result is falsy until converged (see StepResult) and stays converged once it was; a group missing from
+    lr_init_dict restarts at the lr it had at the first step (causica raises KeyError); a vector penalty is
+    summed and a plain float is accepted; a negative penalty raises ValueError (causica asserts).
+    """
 
     def __init__(self, config: AugLagLRConfig) -> None:
         self.config = config
         self.outer_step = 0
         self.num_below_tolerance = 0
+        # As in causica, this counts outer updates that start with rho above safety_rho, and is never reset.
+        # Since every update ends with rho clipped to safety_rho, only an init_rho above the cap counts, so
+        # PATIENCE_MAX_RHO_REACHED is rare; counting updates *at* the cap instead ends the seed toy early,
+        # at x = 3.09 (PATIENCE_MAX_RHO_REACHED) where causica's own test expects PENALTY_TOLERANCE_REACHED.
         self.num_max_rho = 0
-        self.last_accepted_penalty = math.inf
+        self.last_accepted_penalty = torch.tensor(math.inf)
         self._converged: StepResult | None = None
         self._disabled_state: dict[str, Tensor] | None = None
         self._initial_lrs: dict[str, float] = {}
@@ -131,8 +154,9 @@ class AugLagLR:
         self.num_lr_updates = 0
         self.last_lr_update_step = 0
         self.last_best_step = 0
-        self.best_loss = math.inf
-        self.loss_window: deque[float] = deque(maxlen=self.config.aggregation_period)
+        self.best_loss = torch.tensor(math.inf)
+        self.loss_window: deque[Tensor] = deque(maxlen=self.config.aggregation_period)
+        self.loss_sum: Tensor | None = None   # a running sum in the loss's dtype, as in the original
 
     # -- enabling (e.g. Lightning's disabled warm-up epochs)
     @property
@@ -174,6 +198,21 @@ class AugLagLR:
         self.num_lr_updates += 1
         self.last_lr_update_step = self.inner_step
 
+    # -- the windowed loss
+    def _record_loss(self, value: Tensor) -> None:
+        if self.loss_sum is None:
+            self.loss_sum = torch.zeros_like(value)
+        if len(self.loss_window) == self.loss_window.maxlen:
+            self.loss_sum = self.loss_sum - self.loss_window.popleft()
+        self.loss_window.append(value)
+        self.loss_sum = self.loss_sum + value
+
+    def _record_best(self) -> None:
+        if self.loss_sum is not None and len(self.loss_window) == self.loss_window.maxlen:
+            windowed = self.loss_sum / self.loss_window.maxlen
+            if windowed < self.best_loss:
+                self.best_loss, self.last_best_step = windowed, self.inner_step
+
     # -- convergence tests
     def _inner_reason(self) -> InnerReason:
         c = self.config
@@ -185,60 +224,58 @@ class AugLagLR:
             return InnerReason.EARLY_STOPPING_REACHED
         return InnerReason.NOT_CONVERGED
 
-    def _outer_reason(self) -> OuterReason:
+    def _outer_reason(self) -> tuple[bool, OuterReason]:
         c = self.config
-        if self.outer_step >= c.max_outer_steps:
-            return OuterReason.MAX_OUTER_STEPS_REACHED
-        if c.force_not_converged:
-            return OuterReason.NOT_CONVERGED
+        at_max = self.outer_step >= c.max_outer_steps
+        if c.force_not_converged:   # only the step budget ends the loop; the reason names that budget
+            return at_max, OuterReason.MAX_OUTER_STEPS_REACHED
+        if at_max:
+            return True, OuterReason.MAX_OUTER_STEPS_REACHED
         if self.num_below_tolerance >= c.patience_penalty_reached:
-            return OuterReason.PENALTY_TOLERANCE_REACHED
+            return True, OuterReason.PENALTY_TOLERANCE_REACHED
         if self.num_max_rho >= c.patience_max_rho:
-            return OuterReason.PATIENCE_MAX_RHO_REACHED
-        return OuterReason.NOT_CONVERGED
+            return True, OuterReason.PATIENCE_MAX_RHO_REACHED
+        return False, OuterReason.NOT_CONVERGED
 
     # -- the multiplier update, once per finished inner loop
-    def _update_multipliers(self, loss: AugLagLossCalculator, penalty: float) -> None:
+    def _update_multipliers(self, loss: AugLagLossCalculator, penalty: Tensor) -> None:
         c = self.config
-        self.num_below_tolerance = self.num_below_tolerance + 1 if penalty < c.penalty_tolerance else 0
-        with torch.no_grad():
-            # consecutive outer updates that start with rho already at its cap: more tenfold rises are clipped away
-            self.num_max_rho = self.num_max_rho + 1 if float(loss.rho) >= c.safety_rho else 0
-            if penalty > c.penalty_progress_rate * self.last_accepted_penalty:
+        self.num_below_tolerance = self.num_below_tolerance + 1 if bool(penalty < c.penalty_tolerance) else 0
+        with torch.no_grad():   # comparisons in the buffers' float32, as the original's
+            if bool(loss.rho > c.safety_rho):
+                self.num_max_rho += 1
+            if bool(penalty > self.last_accepted_penalty * c.penalty_progress_rate):
                 loss.rho.mul_(10.0)
             else:
                 self.last_accepted_penalty = penalty
                 loss.alpha.add_(loss.rho * penalty)
-                if penalty == 0.0:  # an exactly satisfied constraint gives alpha no signal: push it anyway
+                if bool(penalty == 0.0):  # an exactly satisfied constraint gives alpha no signal: push it anyway
                     loss.alpha.mul_(5.0)
-            if float(loss.rho) >= c.safety_rho:
+            if bool(loss.rho >= c.safety_rho):
                 loss.alpha.mul_(5.0)
-            loss.rho.clamp_(max=c.safety_rho)
             loss.alpha.clamp_(max=c.safety_alpha)
+            loss.rho.clamp_(max=c.safety_rho)
 
     def step(self, optimizer: torch.optim.Optimizer | Iterable[torch.optim.Optimizer], loss: AugLagLossCalculator,
              loss_value: Tensor | float, lagrangian_penalty: Tensor | float) -> StepResult:
         """One scheduler step after an optimizer step; truthy (and `(True, reasons)`) once converged."""
-        not_converged = (InnerReason.NOT_CONVERGED, OuterReason.NOT_CONVERGED)
         if self.disabled:
-            return StepResult(False, not_converged)
+            return StepResult(False, (InnerReason.NOT_CONVERGED, OuterReason.NOT_CONVERGED))
         if self._converged is not None:
             return self._converged
-        penalty = _as_float(lagrangian_penalty)
-        if penalty < 0:
-            raise ValueError(f"lagrangian_penalty must be >= 0 (pass e.g. max(g, 0)), got {penalty}")
+        penalty = _as_tensor(lagrangian_penalty)
+        if bool(penalty < 0):
+            raise ValueError(f"lagrangian_penalty must be >= 0 (pass e.g. max(g, 0)), got {float(penalty)}")
         optimizers = _optimizers(optimizer)
         self._remember_initial_lrs(optimizers)
 
+        self._record_loss(_as_tensor(loss_value))
         self.inner_step += 1  # counts this step, so an inner loop is exactly max_inner_steps optimizer steps
-        self.loss_window.append(_as_float(loss_value))
-        if len(self.loss_window) == self.loss_window.maxlen:
-            windowed = sum(self.loss_window) / len(self.loss_window)
-            if windowed < self.best_loss:
-                self.best_loss, self.last_best_step = windowed, self.inner_step
+        self._record_best()
 
-        inner, outer = self._inner_reason(), self._outer_reason()
-        if inner is not InnerReason.NOT_CONVERGED and outer is not OuterReason.NOT_CONVERGED:
+        inner = self._inner_reason()
+        outer_done, outer = self._outer_reason()
+        if inner is not InnerReason.NOT_CONVERGED and outer_done:
             self._converged = StepResult(True, (inner, outer))
             return self._converged
         if inner is not InnerReason.NOT_CONVERGED:
@@ -251,24 +288,30 @@ class AugLagLR:
             self._decay_lr(optimizers)
         return StepResult(False, (inner, outer))
 
-    # -- checkpointing
+    # -- checkpointing (tensors keep their dtype, so a resumed run decides exactly as the whole one)
     def state_dict(self) -> dict[str, Any]:
         return {"outer_step": self.outer_step, "num_below_tolerance": self.num_below_tolerance,
-                "num_max_rho": self.num_max_rho, "last_accepted_penalty": self.last_accepted_penalty,
+                "num_max_rho": self.num_max_rho, "last_accepted_penalty": self.last_accepted_penalty.clone(),
                 "inner_step": self.inner_step, "num_lr_updates": self.num_lr_updates,
                 "last_lr_update_step": self.last_lr_update_step, "last_best_step": self.last_best_step,
-                "best_loss": self.best_loss, "loss_window": list(self.loss_window),
-                "initial_lrs": dict(self._initial_lrs), "converged": self._converged is not None}
+                "best_loss": self.best_loss.clone(), "loss_window": [v.clone() for v in self.loss_window],
+                "loss_sum": None if self.loss_sum is None else self.loss_sum.clone(),
+                "initial_lrs": dict(self._initial_lrs),
+                "converged": None if self._converged is None else [r.name for r in self._converged.reasons]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for key in ("outer_step", "num_below_tolerance", "num_max_rho", "inner_step", "num_lr_updates",
                     "last_lr_update_step", "last_best_step"):
             setattr(self, key, int(state[key]))
-        self.last_accepted_penalty = float(state["last_accepted_penalty"])
-        self.best_loss = float(state["best_loss"])
-        self.loss_window = deque((float(v) for v in state["loss_window"]), maxlen=self.config.aggregation_period)
+        self.last_accepted_penalty = _as_tensor(state["last_accepted_penalty"]).clone()
+        self.best_loss = _as_tensor(state["best_loss"]).clone()
+        self.loss_window = deque((_as_tensor(v).clone() for v in state["loss_window"]),
+                                 maxlen=self.config.aggregation_period)
+        self.loss_sum = None if state["loss_sum"] is None else _as_tensor(state["loss_sum"]).clone()
         self._initial_lrs = {str(k): float(v) for k, v in state["initial_lrs"].items()}
-        self._converged = StepResult(True, (self._inner_reason(), self._outer_reason())) if state["converged"] else None
+        reasons = state["converged"]
+        self._converged = None if reasons is None else \
+            StepResult(True, (InnerReason[reasons[0]], OuterReason[reasons[1]]))
 
 
 def __getattr__(name: str) -> Any:
@@ -281,4 +324,5 @@ def __getattr__(name: str) -> Any:
 
 
 # The callback names stay out of __all__ so that `import *` never needs Lightning.
-__all__ = ["AugLagLRConfig", "AugLagLR", "AugLagLossCalculator", "InnerReason", "OuterReason", "StepResult"]
+__all__ = ["AugLagLRConfig", "AugLagLR", "AugLagLossCalculator", "InnerReason", "OuterReason", "StepResult",
+           "AugLagInnerConvergenceReason", "AugLagOuterConvergenceReason", "AugLagConvergenceReasonTuple"]

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import re
 import sys
-from importlib import resources
 from pathlib import Path
 
 import typer
 
-from alm_bench import __version__
-
-
-def config_choices() -> dict[str, list[str]]:
-    """Every config group under conf/ and the options it offers (file names without .yaml)."""
-    root = resources.files("alm_bench.conf")
-    groups = {
-        group.name: sorted(f.name[: -len(".yaml")] for f in group.iterdir() if f.name.endswith(".yaml"))
-        for group in sorted(root.iterdir(), key=lambda p: p.name)
-        if group.is_dir() and not group.name.startswith(("_", "."))
-    }
-    return {name: options for name, options in groups.items() if options}
-
-
-def complete_override(incomplete: str) -> list[str]:
-    """Shell completion: `contr` -> `controller=`, `controller=c` -> `controller=classic_alm`."""
-    choices = config_choices()
-    if "=" in incomplete:
-        group, prefix = incomplete.split("=", 1)
-        return [f"{group}={o}" for o in choices.get(group.lstrip("+~"), []) if o.startswith(prefix)]
-    return [f"{g}=" for g in choices if g.startswith(incomplete)]
+from alm_bench import __version__, completion
+from alm_bench.completion import config_choices
 
 
 def _groups_help() -> str:
@@ -39,12 +20,26 @@ def _groups_help() -> str:
     return "Config groups (choose with group=option):\n\n" + "\n\n".join(lines)
 
 
-app = typer.Typer(
+class App(typer.Typer):
+    """The command, which first answers a shell's completion request when one is made (completion.py)."""
+
+    def __call__(self, *args, **kwargs):
+        shell = os.environ.get(completion.COMPLETE_VAR)
+        if shell:
+            sys.stdout.write(completion.respond(dict(os.environ)))
+            raise SystemExit(0)
+        if sys.argv[1:] in (["--show-completion"], ["--install-completion"]):
+            sys.argv.append(completion.detect_shell())  # as Typer's own options did: the login shell
+        return super().__call__(*args, **kwargs)
+
+
+app = App(
     name="alm-bench",
     help="Run constrained optimisation under augmented Lagrangian controllers (Hydra configs, W&B traces).",
     epilog=_groups_help(),
     no_args_is_help=True,
     rich_markup_mode=None,
+    add_completion=False,   # ours (completion.py) completes group=option pairs in bash and zsh
 )
 
 
@@ -54,10 +49,30 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _completion(action):
+    """An eager option's callback that prints `action(shell)` (a script, or what was installed) and exits."""
+    def callback(shell: str | None) -> None:
+        if shell is not None:
+            try:
+                text = action(shell)
+            except ValueError as err:
+                typer.echo(f"alm-bench: error: {err}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(text, nl=not text.endswith("\n"))
+            raise typer.Exit()
+    return callback
+
+
 @app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit."),
-          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors.")) -> None:
+          debug: bool = typer.Option(False, "--debug", help="Show full tracebacks, also for input errors."),
+          show_completion: str = typer.Option(
+              None, "--show-completion", metavar="[bash|zsh]", callback=_completion(completion.script), is_eager=True,
+              expose_value=False, help='Print the completion script: eval "$(alm-bench --show-completion bash)".'),
+          install_completion: str = typer.Option(
+              None, "--install-completion", metavar="[bash|zsh]", callback=_completion(completion.install), is_eager=True,
+              expose_value=False, help="Add that eval line to ~/.bashrc or ~/.zshrc.")) -> None:
     """alm-bench: augmented Lagrangian experiments."""
     if debug:
         os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra's own switch; alm-bench's errors honour it too
@@ -106,18 +121,47 @@ def unknown_option(args: list[str]) -> str | None:
     return None
 
 
+# Hydra flags that print something and run no job (so need no torch).
+NO_JOB_FLAGS = {"-h", "--help", "-hh", "--hydra-help", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion"}
+
+
+def import_for_a_run() -> None:
+    """Import what every run needs (torch) and take those objects out of the garbage collector's sight.
+    They live until exit anyway; left in, every full collection of the run and the collections at exit walk
+    torch's (and its compiler's) hundreds of thousands of objects: ~0.4 s of a 3 s toy run. Once per process."""
+    import alm_bench.runners  # noqa: F401  (torch)
+
+    if not getattr(import_for_a_run, "done", False):
+        gc.freeze()
+        import_for_a_run.done = True
+
+
 def launch(args: list[str]) -> None:
     """Run the Hydra task with `args` as its command line (overrides, -m, --cfg, -h, ...)."""
     problem = missing_plugin(args) or unknown_option(args)
     if problem:
         typer.echo(f"alm-bench: error: {problem}", err=True)
         raise typer.Exit(2)
-    sys.argv = ["alm-bench", *args]
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # so problem._target_=my_module.MyProblem finds the user's module
+    from alm_bench.errors import UserError
     from alm_bench.task import main
+    from alm_bench.task.from_run import starting_from_a_run
 
-    main()
+    if not NO_JOB_FLAGS.intersection(args):
+        import_for_a_run()
+    try:
+        with starting_from_a_run(args) as hydra_args:  # a rerun or resume= composes the run folder's config
+            sys.argv = ["alm-bench", *hydra_args]
+            main()
+    except UserError as err:   # raised before Hydra starts (a run folder that cannot be read)
+        typer.echo(f"alm-bench: error: {err}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        if "wandb" in sys.modules:
+            # W&B's service writes run files asynchronously; its own atexit hook, which waits for it, is not
+            # reliable under multiprocessing (W&B's docs), so the command waits here before it exits.
+            sys.modules["wandb"].teardown()
 
 
 HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -125,7 +169,7 @@ HYDRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @app.command(context_settings=HYDRA_ARGS, add_help_option=False)
 def train(overrides: list[str] = typer.Argument(
-        None, autocompletion=complete_override, show_default=False,
+        None, show_default=False,
         help="Hydra overrides (group=option, key=value), -m/--multirun for sweeps, --cfg job, -h/--help, --info.")
 ) -> None:
     """Solve a problem with a controller: `alm-bench train problem=hs problem.name=hs071`.
@@ -206,7 +250,7 @@ def solve_maxcut(
                                          "Several, comma-separated, sweep with -m. Or a generator spec "
                                          "(toroidal:316x316, random:n=100000,degree=8,seed=0; see "
                                          "`alm-bench graph generate --help`)."),
-    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+    overrides: list[str] = typer.Argument(None, show_default=False,
                                           help="Hydra overrides, e.g. controller=classic_alm problem.tol=1e-4, -m."),
 ) -> None:
     """Max-Cut SDP bound (certified), a rounded cut, eps_p/eps_d/eps_g and timings; BALA by default."""
@@ -216,7 +260,7 @@ def solve_maxcut(
 @solve_app.command("sdp", context_settings=HYDRA_ARGS)
 def solve_sdp(
     file: str = typer.Argument(..., help="SDPA sparse file (.dat-s, gzip accepted)."),
-    overrides: list[str] = typer.Argument(None, autocompletion=complete_override, show_default=False,
+    overrides: list[str] = typer.Argument(None, show_default=False,
                                           help="Hydra overrides, e.g. problem.trace_bound=100 controller=scs, -m."),
 ) -> None:
     """An SDP in SDPA format: certified bound and eps_p/eps_d/eps_g; BALA by default."""

@@ -22,6 +22,7 @@ SUITES = {  # module -> title
     "step_time": "Constrained training: ALM step time vs AdamW",
     "sdp": "Max-Cut SDP: BALA, classic ALM (Burer–Monteiro), mixing method, SCS",
     "sdpa": "SDPLIB: BALA, classic ALM (Burer–Monteiro), SCS, Clarabel, CSDP",
+    "startup": "Start-up of the alm-bench command",
 }
 
 

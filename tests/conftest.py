@@ -132,11 +132,21 @@ def run_task(folder: Path, *overrides: str, choices: dict[str, str] | None = Non
 
 # ---- runs in a subprocess ---------------------------------------------------------------------------
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240):
-    """Run `alm-bench ARGS` in a subprocess; returns the CompletedProcess (text)."""
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 240,
+            script: bool = False):
+    """Run `alm-bench ARGS` in a subprocess; returns the CompletedProcess (text). script=True runs the
+    installed `alm-bench` script (the console entry point a user types) instead of `python -m alm_bench`."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([*ALM_BENCH, *args], cwd=cwd, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    command = [str(installed_script()), *args] if script else [*ALM_BENCH, *args]
+    return subprocess.run(command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def installed_script() -> Path:
+    """The `alm-bench` console script of the environment running the tests."""
+    script = Path(sys.executable).parent / "alm-bench"
+    if not script.is_file():
+        pytest.fail(f"no installed alm-bench script beside {sys.executable} (pip install -e .)")
+    return script
 
 
 # The seed toy slowed down (tests/fault_problems.py), so that a test can signal it mid-run.

@@ -9,7 +9,7 @@ import torch
 from torch.nn import Parameter
 from torch.optim import Adam
 
-from alm_bench.auglag import AugLagLRConfig, AugLagLR, AugLagLossCalculator
+from alm_bench.auglag import AugLagLossCalculator, AugLagLR, AugLagLRConfig, InnerReason, OuterReason
 
 
 @pytest.mark.slow
@@ -69,11 +69,92 @@ def test_solve_auglag():
     assert torch.isclose(x, torch.tensor(3.0), atol=0.1)
 
 
+# ---- causica's own test suite (microsoft/causica, test/training/test_auglag.py), in our words ------------
+# The same three checks: a long run on random losses and penalties with one optimizer and with a list of them,
+# and the x >= 3 solve, which must stop for the reasons causica's test asserts. causica's names are aliases
+# of ours (AugLagInnerConvergenceReason is InnerReason, ...), so its file runs with only the import changed.
+
+def causica_test_config(lr_init: dict[str, float], **changes) -> AugLagLRConfig:
+    """The settings causica's tests use: caps far below the initial rho, ten-step inner loops."""
+    settings = dict(lr_update_lag=1, lr_update_lag_best=100, lr_init_dict=lr_init, aggregation_period=1,
+                    lr_factor=0.5, penalty_progress_rate=1.1, safety_rho=1e-3, safety_alpha=1e-3, max_lr_down=10,
+                    inner_early_stopping_patience=10, max_outer_steps=10, patience_penalty_reached=10,
+                    patience_max_rho=10, penalty_tolerance=1e-3, max_inner_steps=10)
+    return AugLagLRConfig(**{**settings, **changes})
+
+
+def feed_random_values(scheduler, optimizer, calc, steps: int = 10_000) -> list:
+    draws = torch.Generator().manual_seed(1337)
+    return [scheduler.step(optimizer=optimizer, loss=calc, loss_value=torch.rand((), generator=draws),
+                           lagrangian_penalty=torch.rand((), generator=draws)) for _ in range(steps)]
+
+
+def test_random_losses_with_one_optimizer_run_to_the_outer_budget():
+    lr_init = {"param1": 0.1}
+    groups = [{"params": torch.randn(3, 2).requires_grad_(), "name": n, "lr": lr} for n, lr in lr_init.items()]
+    optimizer, calc = Adam(groups), AugLagLossCalculator(init_alpha=0.0, init_rho=1.0)
+    results = feed_random_values(AugLagLR(causica_test_config(lr_init)), optimizer, calc)
+    first = next(k for k, r in enumerate(results) if r.converged)
+    # ten outer updates of ten steps each, then the eleventh inner loop ends on the outer budget (as causica's)
+    assert first == 109 and all(r.converged for r in results[first:])
+    assert results[first].reasons == (InnerReason.MAX_INNER_STEPS_REACHED, OuterReason.MAX_OUTER_STEPS_REACHED)
+    assert float(calc.rho) == float(calc.alpha) == float(torch.tensor(1e-3))   # both capped (in float32)
+    assert optimizer.param_groups[0]["lr"] == 0.1   # reset each inner loop; no cut (lr_update_lag_best = 100)
+
+
+def test_random_losses_with_a_list_of_optimizers_step_every_group():
+    lr_init = {"param1": 0.1, "param2": 0.1}
+    tensors = {"param1": torch.randn(3, 2).requires_grad_(), "param2": torch.randn(5, 3, 6).requires_grad_()}
+    groups = [{"params": tensors[n], "name": n, "lr": lr} for n, lr in lr_init.items()]
+    optimizers = [Adam(groups[:1]), Adam(groups[1:])]
+    results = feed_random_values(AugLagLR(causica_test_config(lr_init)), optimizers, AugLagLossCalculator(0.0, 1.0))
+    first = next(k for k, r in enumerate(results) if r.converged)
+    assert first == 109 and results[-1].reasons.outer_convergence_reason is OuterReason.MAX_OUTER_STEPS_REACHED
+    assert [opt.param_groups[0]["lr"] for opt in optimizers] == [0.1, 0.1]
+
+
+def test_x_at_least_3_stops_on_the_penalty_tolerance_as_causica_asserts():
+    """min x^2 s.t. x >= 3 with Adam: the run must end because the penalty stayed below its tolerance, not
+    because rho sat at its cap (the count causica keeps only starts when rho begins above the cap)."""
+    from alm_bench.auglag import (AugLagConvergenceReasonTuple, AugLagInnerConvergenceReason,
+                                  AugLagOuterConvergenceReason)
+
+    x = Parameter(torch.zeros(()))
+    optimizer = Adam([{"params": x, "name": "x", "lr": 0.1}])
+    scheduler = AugLagLR(causica_test_config({"x": 0.1}, safety_rho=100, safety_alpha=100, max_outer_steps=100_000,
+                                             penalty_tolerance=1e-5))
+    calc = AugLagLossCalculator(init_alpha=0.0, init_rho=1.0)
+    for step in range(1, 10_001):
+        optimizer.zero_grad()
+        objective, penalty = x**2, torch.clamp(3 - x, min=0)
+        calc(objective, penalty).backward()
+        optimizer.step()
+        converged, reasons = scheduler.step(optimizer=optimizer, loss=calc, loss_value=objective,
+                                            lagrangian_penalty=penalty)
+        if converged:
+            break
+    assert converged and reasons == AugLagConvergenceReasonTuple(
+        AugLagInnerConvergenceReason.MAX_INNER_STEPS_REACHED, AugLagOuterConvergenceReason.PENALTY_TOLERANCE_REACHED)
+    assert float(penalty) < 1e-3 and abs(float(x) - 3.0) <= 0.1   # causica's two assertions on the solution
+    # causica's own scheduler, run on the same inputs (outside this repository), stops at this step and point
+    assert step == 320 and float(x) == pytest.approx(3.0605183, abs=1e-6) and scheduler.outer_step == 31
+
+
+def test_the_max_rho_patience_counts_updates_that_start_above_the_cap():
+    scheduler = AugLagLR(AugLagLRConfig(max_inner_steps=1, aggregation_period=1, safety_rho=1e-3, patience_max_rho=1,
+                                        max_outer_steps=100, patience_penalty_reached=100))
+    x = Parameter(torch.zeros(()))
+    calc = AugLagLossCalculator(init_alpha=0.0, init_rho=1.0)   # rho above its cap of 1e-3
+    results = [scheduler.step(optimizer=Adam([x]), loss=calc, loss_value=torch.tensor(1.0),
+                              lagrangian_penalty=torch.tensor(0.5)) for _ in range(3)]
+    assert [r.converged for r in results] == [False, True, True]
+    assert results[1].reasons.outer_convergence_reason is OuterReason.PATIENCE_MAX_RHO_REACHED
+    assert float(calc.rho) == pytest.approx(1e-3)   # clipped to the cap at the first update
+
+
 # ---- the rest of the API's contract -------------------------------------------------------------
 
 def test_step_result_is_falsy_until_converged_and_unpacks_to_reasons():
-    from alm_bench.auglag import InnerReason, OuterReason
-
     x = Parameter(torch.zeros(()))
     optimizer = Adam([{"params": x, "name": "x", "lr": 0.1}])
     scheduler = AugLagLR(AugLagLRConfig(max_inner_steps=2, max_outer_steps=1, aggregation_period=1))

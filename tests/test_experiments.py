@@ -14,9 +14,13 @@ from conftest import REPO, compose_config
 def test_seed000_toy_under_auglag_matches_the_seed_test(tmp_path):
     cfg = compose_config("experiment=seed000_toy")
     summary = run(cfg, tmp_path, choices={"problem": "quadratic", "controller": "auglag"})
-    # the seed's assertions: constraint < 1e-3 and x close to 3 (atol 0.1)
-    assert summary["status"] == "converged"
+    # the seed's assertions: constraint < 1e-3 and x close to 3 (atol 0.1) ...
     assert summary["max_violation"] < 1e-3 and abs(summary["x"][0] - 3.0) <= 0.1
+    # ... where the scheduler stops for causica's reasons; but x = 3.06 (objective 4% above 9) is not a KKT
+    # point, so the run is `stopped`, not `converged`, and says why
+    assert summary["status"] == "stopped" and summary["stationarity"] > 6
+    assert "AugLagLR stopped at step 320 (MAX_INNER_STEPS_REACHED, PENALTY_TOLERANCE_REACHED)" in summary["message"]
+    assert "stationarity 6.12 (tolerance 1e-06)" in summary["message"]
 
 
 def sweep_params(experiment: str) -> dict:

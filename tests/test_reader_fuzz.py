@@ -124,7 +124,9 @@ def test_sdpa_reader_on_damaged_files(data):
 def test_mat_reader_on_damaged_files(seed, layout, cut, flip):
     folder = Path(tempfile.mkdtemp())
     w = small_graph(seed)
-    content = {"Problem": {"A": w, "name": "Gset/test"}} if layout == "Problem" else {layout: w}
+    laplacian = sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w
+    content = {"Problem": {"A": w, "name": "Gset/test"}} if layout == "Problem" else \
+        {"C": sp.csc_matrix(-laplacian / 4), "Truecost": -1.0} if layout == "C" else {layout: w}
     scipy.io.savemat(folder / "g.mat", content, do_compression=bool(seed % 2))
     assert_valid_or_one_line_error(folder / "g.mat", read_graph)  # intact: valid
     raw = bytearray((folder / "g.mat").read_bytes())

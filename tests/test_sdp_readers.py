@@ -3,7 +3,11 @@ refused with one line naming the file."""
 
 from __future__ import annotations
 
+import faulthandler
 import gzip
+import multiprocessing
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +16,7 @@ import scipy.io
 import scipy.sparse as sp
 
 from alm_bench.errors import UserError
-from alm_bench.conic.readers import mtx, read_graph, rudy
+from alm_bench.conic.readers import mat as mat_reader, mtx, read_graph, rudy
 from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
 from alm_bench.conic.problems import MaxCut, SDPAProblem
 
@@ -131,9 +135,25 @@ def test_sdp_without_a_derivable_trace_bound_asks_for_it(tmp_path: Path) -> None
 
 
 def test_a_mat_file_that_crashes_scipys_reader_is_one_line_naming_it() -> None:
-    """A small .mat graph with one byte flipped, on which scipy.io.loadmat dies of a segmentation fault (found
-    by tests/test_reader_fuzz.py): the reader runs in a forked child, so the crash is one line, not the run's end."""
+    """A small .mat graph with one byte flipped (found by tests/test_reader_fuzz.py), on which scipy.io.loadmat
+    died of a segmentation fault on one machine and raised ZeroDivisionError on another: either way one line
+    naming the file, not the run's end."""
     path = DATA / "damaged_crashes_scipy.mat"
-    with pytest.raises(UserError, match=r"damaged_crashes_scipy\.mat: .*scipy's reader crashed on it: signal SIG"):
+    with pytest.raises(UserError, match=r"damaged_crashes_scipy\.mat: not a readable MATLAB \.mat file \("):
         read_graph(path)
     assert read_graph(DATA / "G14_suitesparse.mat").shape == (800, 800)   # the child returns intact files whole
+
+
+def test_a_reader_that_crashes_its_process_is_one_line(monkeypatch) -> None:
+    """The crash itself, made certain: the forked child dies of SIGSEGV inside the reader."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the reader runs in a forked child only where fork exists")
+
+    def segfault(path):
+        faulthandler.disable()
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    monkeypatch.setattr(mat_reader, "_loadmat", segfault)
+    path = DATA / "G14_suitesparse.mat"
+    with pytest.raises(UserError, match=r"G14_suitesparse\.mat: .*scipy's reader crashed on it: signal SIGSEGV"):
+        read_graph(path)

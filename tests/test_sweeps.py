@@ -64,3 +64,24 @@ def test_optuna_preset_tunes_against_the_summary_metric(tmp_path):
     trials = [read_summary(sweep / j)["inner_steps"] for j in ("0", "1", "2")]
     assert best["best_value"] == min(trials)  # the sweeper saw each run's summary.inner_steps
     assert set(best["best_params"]) == {"controller.rho", "controller.rho_growth", "controller.progress_ratio"}
+    # the tuned metric is a column of the final table, the best run is starred and named with its parameters
+    table = out.stderr.split("jobs ran")[1]
+    assert "inner steps" in table.splitlines()[2]
+    starred = next(line for line in table.splitlines() if " * " in line)
+    assert starred.split()[-1] == str(best["best_value"]).removesuffix(".0")
+    rho = best["best_params"]["controller.rho"]
+    assert f"best inner_steps={best['best_value']} with controller.rho={rho} " in out.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_jobs_all_failed_suggests_no_report(tmp_path):
+    """Issue 19, item 6: no `alm-bench report` hint after a sweep with nothing to report, and `report` on it
+    is one line with exit status 2 instead of an empty table."""
+    sweep = tmp_path / "sweep"
+    out = run_cli("train", "-m", "problem=hs", "problem.name=hs998,hs999", f"hydra.sweep.dir={sweep}")
+    assert out.returncode == 1 and "0 of 2 jobs ran" in out.stderr
+    assert "alm-bench report" not in out.stderr and "2 job(s) failed" in out.stderr
+    rep = run_cli("report", str(sweep))
+    assert rep.returncode == 2 and rep.stdout == ""
+    assert rep.stderr.startswith(f"alm-bench: error: {sweep}: all 2 runs failed, nothing to report (run 0: ")
+    assert len(rep.stderr.strip().splitlines()) == 1

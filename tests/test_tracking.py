@@ -47,6 +47,11 @@ def test_wandb_offline_run_writes_its_files(tmp_path, monkeypatch):
     cfg = compose_config("logger=wandb", "logger.wandb.project=alm-bench-test")
     summary = run(cfg, tmp_path, choices={"problem": "quadratic", "controller": "classic_alm"}, group="sweep-x")
     assert summary["status"] == "converged"
+    import wandb
+
+    # What the command does when it ends (cli.launch): W&B's service writes the run file asynchronously, and
+    # finish() may return before all of it is on disk (the file held only its header in one loaded run).
+    wandb.teardown()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     (log,) = runs[0].glob("run-*.wandb")
@@ -67,3 +72,28 @@ def test_no_wandb_import_when_logging_is_local(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_conic_progress_shows_the_bound_and_max_eps(tmp_path):
+    """Issue 19, item 13: a Max-Cut row's live text is its bound and max ε, not ρ and a 1e-16 violation."""
+    from rich.console import Console
+
+    from alm_bench.tracking import ConsoleTracker
+
+    console = Console(force_terminal=True, width=160, record=True, file=open(tmp_path / "tty", "w"))
+    tracker = ConsoleTracker(console)
+    tracker.start(RunInfo(output_dir=tmp_path, name="maxcut/bala", total_steps=100))
+    tracker.log({"step": 3, "objective": -3191.55, "bound": -3193.61, "max_eps": 4.46e-4, "max_violation": 6e-16,
+                 "rho": 0.25})
+    live = tracker.progress.tasks[0].fields["live"]
+    assert live == "bound=-3193.61  max ε=4.46e-04"
+    tracker.log({"step": 4, "objective": 17.0, "max_violation": 1e-3, "rho": 10.0})
+    assert tracker.progress.tasks[0].fields["live"] == "objective=17  max_violation=0.001  rho=10"
+    tracker.finish({"status": "converged"})
+
+
+def test_a_sweep_job_line_names_a_file_by_its_name():
+    from alm_bench.tracking.sweep import QUOTED_PATH
+
+    line = "controller=bala,problem.path='/data/gset/G14.txt',problem.tol=1e-05,problem=maxcut"
+    assert QUOTED_PATH.sub(r"\1", line) == "controller=bala,problem.path=G14.txt,problem.tol=1e-05,problem=maxcut"

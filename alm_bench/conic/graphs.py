@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from alm_bench.conic.readers.checks import MAX_ENTRIES, MAX_ORDER
+from alm_bench.conic.readers.checks import MAX_ENTRIES, MAX_ORDER, GraphFile
 from alm_bench.errors import UserError
 
 FAMILIES = ("toroidal", "random", "planar")
@@ -221,8 +221,10 @@ def graph_source(path: str | None, graph: str | None) -> "Path | GraphSpec":
     return parse_spec(str(graph)) if graph else existing_file(path)
 
 
-def load_graph(source: "Path | GraphSpec") -> sp.csr_matrix:
-    """The adjacency of a file (read) or of a spec (generated)."""
-    from alm_bench.conic.readers import read_graph
+def load_graph(source: "Path | GraphSpec") -> GraphFile:
+    """The graph of a file (read) or of a spec (generated), with how it came (the summary's read_as)."""
+    from alm_bench.conic.readers import read_graph_file
 
-    return generate(source) if isinstance(source, GraphSpec) else read_graph(source)
+    if isinstance(source, GraphSpec):
+        return GraphFile(generate(source), f"generated from the spec {source.text} (alm_bench/conic/graphs.py)")
+    return read_graph_file(source)

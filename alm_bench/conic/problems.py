@@ -255,7 +255,9 @@ class MaxCut(ConicSDP):
                  local_search: bool = True, graph: str | None = None) -> None:
         require_int("problem.rounding_trials", rounding_trials)
         origin = graph_source(path, graph)   # a file, or a generator spec (alm_bench/conic/graphs.py)
-        self.adjacency, self.generated = load_graph(origin), isinstance(origin, GraphSpec)
+        loaded = load_graph(origin)
+        self.generated = isinstance(origin, GraphSpec)
+        self.adjacency, self.read_as, self.file_optimal_cost = loaded.adjacency, loaded.read_as, loaded.optimal_cost
         self.rounding_trials, self.local_search = rounding_trials, bool(local_search)
         w = self.adjacency
         laplacian = sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w
@@ -284,8 +286,11 @@ class MaxCut(ConicSDP):
         return True
 
     def summary_fields(self) -> dict[str, Any]:
-        return {"graph" if self.generated else "file": self.source, "vertices": self.n,
-                "edges": int(self.adjacency.nnz // 2)}
+        fields = {"graph" if self.generated else "file": self.source, "read_as": self.read_as, "vertices": self.n,
+                  "edges": int(self.adjacency.nnz // 2)}
+        if self.file_optimal_cost is not None:   # the optimum a cost-matrix file carries, for comparison
+            fields["file_sdp_bound"] = -self.file_optimal_cost
+        return fields
 
 
 def _stem(path: Path) -> str:

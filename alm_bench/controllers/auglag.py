@@ -2,7 +2,8 @@
 
 The loss is AugLagLossCalculator(f, [g]_+) (the scheduler needs a non-negative penalty); after every
 optimizer step `AugLagLR.step` decays or resets the learning rate and updates alpha and rho between
-inner loops. The run stops early when the scheduler reports convergence.
+inner loops. The run stops early when the scheduler says so; whether it then counts as converged is the
+loop's measurement, not the scheduler's word (AugLagLR tests the penalty only, never optimality).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import Tensor
 
 from alm_bench.auglag import AugLagLossCalculator, AugLagLR, AugLagLRConfig
 from alm_bench.controllers.base import StateDictMixin
-from alm_bench.errors import ConfigError
+from alm_bench.errors import ConfigError, require_positive
 
 
 class AugLagController(StateDictMixin):
@@ -24,12 +25,16 @@ class AugLagController(StateDictMixin):
     constrained = True
     state_children = {"loss": "loss_calc", "scheduler": "scheduler"}
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, stationarity_tol: float = 1e-6, **config: Any) -> None:
+        # alm-bench's own test of a smooth run's final point (with penalty_tolerance as the feasibility
+        # tolerance); the scheduler itself never looks at it
+        require_positive("controller.stationarity_tol", stationarity_tol)
+        self.stationarity_tol = float(stationarity_tol)
         known = {f.name for f in dataclasses.fields(AugLagLRConfig)}
         unknown = sorted(set(config) - known)
         if unknown:
             raise ConfigError(f"controller.{unknown[0]} is not an AugLagLRConfig field "
-                              f"(fields: {', '.join(sorted(known))})")
+                              f"(fields: {', '.join(sorted(known | {'stationarity_tol'}))})")
         self.config = AugLagLRConfig(**config)
         self.scheduler = AugLagLR(self.config)
         self.loss_calc = AugLagLossCalculator(self.config.init_alpha, self.config.init_rho)
@@ -48,6 +53,10 @@ class AugLagController(StateDictMixin):
                                      lagrangian_penalty=max(g, 0.0))
         self.last_reasons = tuple(r.name for r in result.reasons)
         return bool(result)
+
+    def stop_reasons(self) -> str:
+        """The scheduler's reasons for its last answer, e.g. 'MAX_INNER_STEPS_REACHED, PENALTY_TOLERANCE_REACHED'."""
+        return ", ".join(self.last_reasons)
 
     def metrics(self) -> dict[str, float]:
         return {"lambda": float(self.loss_calc.alpha), "rho": float(self.loss_calc.rho),

@@ -101,3 +101,32 @@ def max_violation(eq: Tensor, ineq: Tensor) -> float:
     if ineq.numel():
         parts.append(ineq.clamp(min=0).max())
     return float(torch.stack(parts).max()) if parts else 0.0
+
+
+def best_multiplier_stationarity(problem: SmoothProblem, x: Tensor, active_tol: float) -> float:
+    """|grad f + J_h^T lam + J_g^T mu|_inf at x with the multipliers that fit best (lam free, mu >= 0, and
+    mu_i = 0 where g_i(x) < -active_tol): the first-order test of a final point for a controller that keeps
+    no multipliers of its own (AugLagLR keeps one alpha for a summed penalty), so that `converged` means
+    the same thing whatever produced x."""
+    from scipy.optimize import lsq_linear  # only smooth runs of such controllers pay for scipy
+
+    z = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(problem.objective(z).reshape(()), z)
+    columns = []
+    with torch.no_grad():
+        e = evaluate(problem, z)
+    bounds_low = []
+    for kind, values in (("eq", e.eq), ("ineq", e.ineq)):
+        if not values.numel():
+            continue
+        jac = torch.autograd.functional.jacobian(
+            lambda v, kind=kind: getattr(evaluate(problem, v), kind), z).reshape(values.numel(), -1)
+        keep = torch.ones_like(values, dtype=torch.bool) if kind == "eq" else values >= -active_tol
+        columns.append(jac[keep])
+        bounds_low += [-float("inf") if kind == "eq" else 0.0] * int(keep.sum())
+    g = grad.detach().cpu().double().numpy()
+    if not bounds_low:
+        return float(abs(g).max()) if g.size else 0.0
+    a = torch.cat(columns).T.detach().cpu().double().numpy()
+    fit = lsq_linear(a, -g, bounds=(bounds_low, [float("inf")] * len(bounds_low)))
+    return float(abs(a @ fit.x + g).max())

@@ -94,7 +94,7 @@ def load_cifar(name: str, root: str | Path, download: bool) -> tuple[ImageSet, I
 
 def make_synthetic(num_classes: int, train_size: int, test_size: int, image_size: int, noise: float,
                    seed: int) -> tuple[ImageSet, ImageSet]:
-    """Class templates (smooth random colour patterns) plus pixel noise: learnable in seconds, offline.
+    """Class templates (smooth random colour patterns) plus pixel noise: learnable in a few epochs, offline.
 
     The instance depends only on `seed`, never on the run's seed, so paired runs see the same data.
     """

@@ -22,6 +22,15 @@ class Run:
     overrides: dict[str, str] = field(default_factory=dict)   # the command line's key=value pairs
     choices: dict[str, str] = field(default_factory=dict)     # config group -> option
     trace: list[dict[str, float]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)      # the composed config, flat ("problem.tol": 1e-5)
+
+    @property
+    def problem(self) -> tuple[str, str]:
+        """What this run solved: the problem's own name (hs071, quadratic-random-50, G14, ...) and its known
+        optimum where it has one (two random QPs of one size differ there)."""
+        name = str(self.summary.get("problem") or self.choices.get("problem") or "?")
+        reference = self.summary.get("reference_objective")
+        return name, "" if reference is None else repr(reference)
 
     @property
     def label(self) -> str:
@@ -82,11 +91,23 @@ def read_run(path: Path) -> Run:
         hydra_cfg = yaml.safe_load((hydra_dir / "hydra.yaml").read_text()) or {}
         choices = {k: str(v) for k, v in (hydra_cfg.get("hydra", {}).get("runtime", {}).get("choices") or {}).items()
                    if not k.startswith("hydra/")}
+    config = flatten(yaml.safe_load((hydra_dir / "config.yaml").read_text()) or {}) \
+        if (hydra_dir / "config.yaml").exists() else {}
     trace = read_trace(path / TRACE_FILE)
     if summary.get("status") == "running" and trace:
         # killed (or still running): its last complete trace row is the best summary there is
         summary = {**trace[-1], **summary, "iterations": int(trace[-1].get("step", len(trace)))}
-    return Run(path=path, summary=summary, overrides=overrides, choices=choices, trace=trace)
+    return Run(path=path, summary=summary, overrides=overrides, choices=choices, trace=trace, config=config)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested config as one level of dotted keys: {"problem": {"tol": 1e-5}} -> {"problem.tol": 1e-5}."""
+    if not isinstance(node, dict) or not node:
+        return {prefix[:-1]: node} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(flatten(value, f"{prefix}{key}."))
+    return flat
 
 
 def find_runs(paths: list[Path]) -> list[Run]:

@@ -187,8 +187,10 @@ def run(problem: BudgetClassifier, controller: Any, trackers: Trackers, ctx: Run
                 if epoch_end or last or stop > 0 or (every and step % every == 0):
                     p.elapsed_s = time.perf_counter() - start
                     save_last()
-                if controller_converged:
-                    status, message = "converged", f"the controller converged at step {step}"
+                if controller_converged:   # judged below by the budget at the end, like a finished run
+                    reasons = getattr(ctrl, "stop_reasons", lambda: "")()
+                    status = "stopped"
+                    message = f"the controller stopped the run at step {step}" + (f" ({reasons})" if reasons else "")
                     break
                 if stop > 0:
                     done = stop_for(f"{interrupt.signal_name or 'a signal on another rank'} at step {step}",
@@ -215,11 +217,11 @@ def run(problem: BudgetClassifier, controller: Any, trackers: Trackers, ctx: Run
         _, test_at_best = evaluate(model, data.test, problem, precision, procs, data.mean, data.std)
     else:
         test_at_best = NAN
-    if status == "max_iterations" and g_final <= 0:
-        status = "converged"
-        message = f"trained {p.step} steps; the budget holds at the end (g = {g_final:+.4g})"
-    elif status == "max_iterations":
-        message = f"trained {p.step} steps; the budget is violated at the end (g = {g_final:+.4g} > 0)"
+    done = message or f"trained {p.step} steps"
+    if status in ("max_iterations", "stopped") and g_final <= 0:   # training's tolerance: the budget holds
+        status, message = "converged", f"{done}; the budget holds at the end (g = {g_final:+.4g})"
+    elif status in ("max_iterations", "stopped"):
+        message = f"{done}; the budget is violated at the end (g = {g_final:+.4g} > 0)"
     summary.update(status=status, message=message, objective=val_loss, max_violation=max(g_final, 0.0),
                    test_accuracy=test_accuracy, test_accuracy_at_best_val=test_at_best,
                    val_loss=val_loss, val_accuracy=val_accuracy, best_val_accuracy=p.best_val_accuracy, g=g_final,

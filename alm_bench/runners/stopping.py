@@ -19,7 +19,7 @@ class SolverFailed(RuntimeError):
 
 
 STOPS = (Diverged, SolverFailed, KeyboardInterrupt)   # SIGINT and SIGTERM arrive as KeyboardInterrupt
-EXIT_CODES = {"converged": 0, "max_iterations": 0, "diverged": 1, "failed": 1, "interrupted": 130}
+EXIT_CODES = {"converged": 0, "max_iterations": 0, "stopped": 0, "diverged": 1, "failed": 1, "interrupted": 130}
 
 
 def exit_code(status: str) -> int:

@@ -7,6 +7,7 @@ which the CLI calls after rewriting sys.argv, so -m, --cfg, sweeps and launchers
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -20,13 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from alm_bench.errors import ConfigError, UserError, one_line, require
-from alm_bench.runners import RunContext, loop_for
-from alm_bench.runners.signals import stop_signals
-from alm_bench.runners.stopping import exit_code
 from alm_bench.task import run_stamp
-from alm_bench.task.device import describe, resolve_device
-from alm_bench.task.resume import check_resume
-from alm_bench.task.seeding import seed_everything
 from alm_bench.tracking import ConsoleTracker, FileTracker, RunInfo, Trackers
 from alm_bench.tracking.files import SUMMARY_FILE, write_json_atomic
 
@@ -77,17 +72,24 @@ def make_trackers(cfg: DictConfig) -> Trackers:
 def run(cfg: DictConfig, output_dir: Path, *, choices: dict[str, str] | None = None,
         group: str | None = None, name: str | None = None) -> dict[str, Any]:
     """Run one job; writes trace.csv and summary.json into output_dir and returns the summary."""
+    # Imported here, not above: they bring torch, which `train --help`, `--cfg job` and `--info` never need.
+    from alm_bench.runners import RunContext, loop_for
+    from alm_bench.runners.signals import stop_signals
+    from alm_bench.task.device import describe, resolve_device
+    from alm_bench.task.resume import check_resume
+    from alm_bench.task.seeding import seed_everything
+
     choices = choices or {}
     require(isinstance(cfg.seed, int), "seed", "an integer", cfg.seed)
     console = Console(stderr=True)
     device = resolve_device(cfg.device.name)
-    console.print(f"device: {describe(device)} (device={cfg.device.name})")
     seed_everything(cfg.seed)
     problem = build(cfg.problem, "problem")
     controller = build(cfg.controller, "controller")
     check_compatible(problem, controller, choices)
     if cfg.get("resume"):
         check_resume(cfg, Path(cfg.resume), problem.kind, controller)
+    console.print(f"device: {describe(device)} (device={cfg.device.name})")   # once the input is known good
 
     # Under torchrun only rank 0 traces (the loop keeps every rank's controller identical).
     trackers = make_trackers(cfg) if int(os.environ.get("RANK", "0")) == 0 else Trackers([])
@@ -122,8 +124,28 @@ def _failed_job(output_dir: Path, err: BaseException) -> dict[str, Any]:
     return summary
 
 
+HYDRA_RECORD = {"config.yaml", "hydra.yaml", "overrides.yaml"}   # what Hydra writes before the job starts
+
+
+def discard_unstarted(output_dir: Path) -> None:
+    """A refused command leaves no run folder behind: remove Hydra's record of the job and the folder (and
+    its date folder) when nothing else is in them, i.e. when the run never started."""
+    record = output_dir / ".hydra"
+    if not record.is_dir() or {p.name for p in output_dir.iterdir()} != {".hydra"} \
+            or not {p.name for p in record.iterdir()} <= HYDRA_RECORD:
+        return
+    shutil.rmtree(record, ignore_errors=True)
+    for folder in (output_dir, output_dir.parent):
+        try:
+            folder.rmdir()
+        except OSError:   # not empty (other runs of the day, or a folder the user named): keep it
+            break
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from alm_bench.runners.stopping import exit_code
+
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     output_dir = Path(hc.runtime.output_dir)
@@ -133,6 +155,7 @@ def main(cfg: DictConfig) -> float | None:
                       name=hc.job.override_dirname or None if multirun else None)
     except UserError as err:
         if not multirun:
+            discard_unstarted(output_dir)
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 traceback.print_exception(err)
             print(f"alm-bench: error: {err}", file=sys.stderr)

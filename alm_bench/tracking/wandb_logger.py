@@ -76,7 +76,7 @@ class WandbTracker:
         try:
             flat = {k: v for k, v in summary.items() if isinstance(v, (int, float, str, bool))}
             self.run.summary.update(flat)
-            self.run.finish(exit_code=0 if summary.get("status") in ("converged", "max_iterations") else 1)
+            self.run.finish(exit_code=0 if summary.get("status") in ("converged", "max_iterations", "stopped") else 1)
         except Exception as e:
             self._give_up("finish", e)
         self.run = None

@@ -1,16 +1,21 @@
 """File readers for conic problems, one module per format, each validating its own input.
 
-Graphs (Max-Cut) come back as a symmetric scipy CSR weighted adjacency with an empty diagonal;
+Graphs (Max-Cut) come back as a symmetric scipy CSR weighted adjacency with an empty diagonal (read_graph_file
+adds how the file was read);
 SDPA files as `SDPAData`. Every error is one `UserError` line naming the file and what was wrong.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import scipy.sparse as sp
 
 from alm_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from alm_bench.conic.readers.checks import GraphFile
 
 GRAPH_FORMATS = {".mat": "mat", ".txt": "rudy", ".rudy": "rudy", ".mtx": "mtx", ".mm": "mtx"}
 
@@ -29,9 +34,18 @@ def graph_format(path: Path) -> str:
 
 def read_graph(path: str | Path) -> sp.csr_matrix:
     """The weighted adjacency matrix of the graph in `path` (any supported format)."""
+    return read_graph_file(path).adjacency
+
+
+def read_graph_file(path: str | Path) -> "GraphFile":
+    """The graph in `path` with a line saying how the file was read (a .mat's variable and its meaning)."""
     from alm_bench.conic.readers import mat, mtx, rudy
-    from alm_bench.conic.readers.checks import existing_file
+    from alm_bench.conic.readers.checks import GraphFile, existing_file
 
     path = existing_file(path)
-    reader = {"mat": mat.read_graph, "rudy": rudy.read_graph, "mtx": mtx.read_graph}[graph_format(path)]
-    return reader(path)
+    kind = graph_format(path)
+    if kind == "mat":
+        return mat.read_graph_file(path)
+    reader, read_as = {"rudy": (rudy.read_graph, "rudy edge list (n m, then i j w per edge)"),
+                       "mtx": (mtx.read_graph, "Matrix Market matrix as the weighted adjacency")}[kind]
+    return GraphFile(reader(path), read_as)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable
 
@@ -13,6 +14,15 @@ from alm_bench.errors import UserError
 
 MAX_ORDER = 50_000_000       # a declared matrix order above this is refused before allocating anything
 MAX_ENTRIES = 500_000_000    # likewise for a declared number of edges / nonzeros
+
+
+@dataclass
+class GraphFile:
+    """A graph as read from its file, and how it was read (said in the run's summary)."""
+
+    adjacency: sp.csr_matrix
+    read_as: str
+    optimal_cost: float | None = None   # a cost matrix file's own optimum of min <C, X> (an SDP bound of -it)
 
 
 def existing_file(path: str | Path) -> Path:
@@ -38,9 +48,8 @@ def check_size(path: Path, what: str, value: int, limit: int) -> None:
         raise UserError(f"{path}: declared {what} {value} is outside [0, {limit}]")
 
 
-def adjacency(path: Path, matrix: sp.spmatrix, what: str = "adjacency matrix") -> sp.csr_matrix:
-    """Check a weighted adjacency (square, finite, symmetric, non-empty) and return it as float64 CSR
-    with no self loops (they do not change any cut, and C = -L/4 ignores them)."""
+def square_matrix(path: Path, matrix: sp.spmatrix, what: str) -> sp.csr_matrix:
+    """A square, non-empty, intact, finite matrix as float64 CSR, or one line saying what it is not."""
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
         raise UserError(f"{path}: the {what} must be square, got shape {matrix.shape}")
     if matrix.shape[0] == 0:
@@ -50,9 +59,16 @@ def adjacency(path: Path, matrix: sp.spmatrix, what: str = "adjacency matrix") -
             matrix.check_format(full_check=True)
         except ValueError as err:
             raise UserError(f"{path}: the {what} is corrupt ({' '.join(str(err).split())})") from None
-    w = sp.csr_matrix(matrix, dtype=np.float64)
-    if not np.isfinite(w.data).all():
+    m = sp.csr_matrix(matrix, dtype=np.float64)
+    if not np.isfinite(m.data).all():
         raise UserError(f"{path}: the {what} holds NaN or Inf entries")
+    return m
+
+
+def adjacency(path: Path, matrix: sp.spmatrix, what: str = "adjacency matrix") -> sp.csr_matrix:
+    """Check a weighted adjacency (square, finite, symmetric, non-empty) and return it as float64 CSR
+    with no self loops (they do not change any cut, and C = -L/4 ignores them)."""
+    w = square_matrix(path, matrix, what)
     w.setdiag(0)
     w.eliminate_zeros()
     if w.nnz == 0:
