@@ -240,13 +240,16 @@ def split_flags(args: list[str]) -> tuple[list[str], list[str]]:
 
 def _solve(problem: str, file: str, overrides: list[str] | None) -> None:
     flags, rest = split_flags(list(overrides or []))
-    launch(["--config-name", "solve", *flags, f"problem={problem}", path_override(file), *rest])
+    source = graph_override(file) if problem == "maxcut" else path_override(file)
+    launch(["--config-name", "solve", *flags, f"problem={problem}", source, *rest])
 
 
 @solve_app.command("maxcut", context_settings=HYDRA_ARGS)
 def solve_maxcut(
     file: str = typer.Argument(..., help="Graph file: .mat (SuiteSparse or plain), rudy/G-set text, or .mtx. "
-                                         "Several, comma-separated, sweep with -m."),
+                                         "Several, comma-separated, sweep with -m. Or a generator spec "
+                                         "(toroidal:316x316, random:n=100000,degree=8,seed=0; see "
+                                         "`alm-bench graph generate --help`)."),
     overrides: list[str] = typer.Argument(None, show_default=False,
                                           help="Hydra overrides, e.g. controller=classic_alm problem.tol=1e-4, -m."),
 ) -> None:
@@ -262,3 +265,52 @@ def solve_sdp(
 ) -> None:
     """An SDP in SDPA format: certified bound and eps_p/eps_d/eps_g; BALA by default."""
     _solve("sdp", file, overrides)
+
+
+# ---- graph: generated graphs (alm_bench/conic/graphs.py) ------------------------------------------------
+
+def graph_override(argument: str) -> str:
+    """`solve maxcut ARG`: a generator spec becomes problem.graph='SPEC' (quoted: a spec holds '=' and ','),
+    anything else names files (problem.path)."""
+    from alm_bench.conic.graphs import is_spec
+
+    if is_spec(argument) and not Path(argument).exists():
+        return "problem.graph=" + _quoted(argument)
+    return path_override(argument)
+
+
+graph_app = typer.Typer(help="Generated graphs: `alm-bench graph generate toroidal:316x316 -o torus.txt`.",
+                        no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(graph_app, name="graph")
+
+
+@graph_app.command("generate")
+def graph_generate(
+    spec: str = typer.Argument(..., help="FAMILY:OPTIONS. toroidal:RxC[xD...] (a toroidal grid), "
+                                         "random:n=N,degree=D (or m=EDGES) (uniform random), "
+                                         "planar:n=N,density=PERCENT (Delaunay of random points, PERCENT of "
+                                         "3n-6 edges kept, default 100); every family also takes seed=S "
+                                         "(default 0) and weights=1|pm1 (default 1)."),
+    out: Path = typer.Option(None, "--out", "-o", help="The rudy text file to write (.gz: compressed); default "
+                                                       "<spec name>.txt in the current folder."),
+) -> None:
+    """Write a generated graph as rudy text (`n m`, then `i j w` per edge), the same graph each time for the
+    same spec. `alm-bench solve maxcut SPEC` solves it without a file."""
+    from alm_bench.conic.graphs import generate, parse_spec
+    from alm_bench.conic.readers import rudy
+    from alm_bench.errors import UserError
+
+    try:
+        parsed = parse_spec(spec)
+        w = generate(parsed)
+        path = out or Path(f"{parsed.name}.txt")
+        try:
+            rudy.write_graph(path, w)
+        except OSError as err:
+            raise UserError(f"{path}: cannot write it ({err.strerror or err})") from None
+    except UserError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        typer.echo(f"alm-bench: error: {err}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{path}: {w.shape[0]} vertices, {w.nnz // 2} edges ({parsed.text})")

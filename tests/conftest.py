@@ -32,10 +32,23 @@ ALM_BENCH = [sys.executable, "-m", "alm_bench"]
 
 # ---- runs in this process ---------------------------------------------------------------------------
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked cuda skip, saying why, where torch sees no CUDA GPU (CI never has one), unless
+    ALM_BENCH_CUDA_TESTS_DEVICE=cpu runs them on the CPU (bench/gpu_check.sh --dry-run)."""
+    import torch
+
+    if torch.cuda.is_available() or os.environ.get("ALM_BENCH_CUDA_TESTS_DEVICE", "cuda") != "cuda":
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (bench/gpu_check.sh runs these on one)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 def run_loop(problem: Any, controller: Any, out_dir: Path | None = None, *, files: bool = False, seed: int = 0,
-             resume: Path | None = None) -> tuple[dict, list[dict]]:
-    """Run `controller` on `problem` on the CPU through the loop `alm-bench` picks for the pair
-    (runners.loop_for), seeded as `alm-bench train` seeds; returns the summary and the rows, kept in memory by
+             resume: Path | None = None, device: str = "cpu") -> tuple[dict, list[dict]]:
+    """Run `controller` on `problem` on `device` (the CPU unless a cuda test asks) through the loop `alm-bench`
+    picks for the pair (runners.loop_for), seeded as `alm-bench train` seeds; returns the summary and the rows, kept in memory by
     a MemoryTracker. out_dir is the run folder (checkpoints, a cut file); None runs without one, as benchmarks
     do. With files=True a FileTracker also writes trace.csv and summary.json there (a resumed run's trace then
     continues the previous one's)."""
@@ -51,7 +64,7 @@ def run_loop(problem: Any, controller: Any, out_dir: Path | None = None, *, file
     trackers.start(RunInfo(output_dir=out_dir, name="test"))
     seed_everything(seed)
     summary = loop_for(problem, controller)(problem, controller, trackers, RunContext(
-        output_dir=out_dir, device=torch.device("cpu"), seed=seed, resume=resume))
+        output_dir=out_dir, device=torch.device(device), seed=seed, resume=resume))
     trackers.finish(summary)
     return summary, memory.rows
 
@@ -88,10 +101,10 @@ def tiny_problem(budget=None, **overrides: Any):
     return BudgetClassifier(budget=budget or SpectralBudget(bound="relative", value=0.0), **settings)
 
 
-def train(problem: Any, controller: Any, out: Path, *, seed: int = 0,
-          resume: Path | None = None) -> tuple[dict, list[dict]]:
+def train(problem: Any, controller: Any, out: Path, *, seed: int = 0, resume: Path | None = None,
+          device: str = "cpu") -> tuple[dict, list[dict]]:
     """A training run as `alm-bench train` leaves it: returns summary.json and trace.csv's rows (strings)."""
-    run_loop(problem, controller, out, files=True, seed=seed, resume=resume)
+    run_loop(problem, controller, out, files=True, seed=seed, resume=resume, device=device)
     return read_summary(out), read_trace(out)
 
 

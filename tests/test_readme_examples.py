@@ -64,6 +64,10 @@ PLANS: dict[str, Plan] = {
     "alm-bench solve maxcut G14.txt controller=classic_alm": Plan("budget", "controller.time_limit_s=1"),
     "alm-bench solve maxcut G1.mat -m controller=bala,mixing,classic_alm,scs":
         Plan("budget", "controller.time_limit_s=2"),   # SCS takes minutes on G1; the others stop well before
+    "alm-bench solve maxcut random:n=100000,degree=8,seed=0 controller=mixing":
+        _cfg("job", "3 minutes (python -m bench.scale runs it); tests/test_graph_generators.py solves a spec"),
+    "alm-bench solve maxcut planar:n=10000,density=99,seed=1 controller=mixing problem.tol=1e-4":
+        Plan("budget", "controller.time_limit_s=2"),   # ~18 s in all to 1e-4
     "alm-bench solve sdp theta1.dat-s": Plan("budget", "controller.max_iterations=60"),  # BALA stalls at 1e-4
     "alm-bench solve sdp theta1.dat-s controller=csdp": Plan("run"),
     "alm-bench train problem=lp controller=bala": Plan("run"),

@@ -34,6 +34,17 @@ def check_solution(summary: dict, name: str, tol: float) -> None:
 
 # ---- pure rules ---------------------------------------------------------------------------------------
 
+def test_rank_rule_keeps_the_bound_while_the_copies_fit() -> None:
+    from alm_bench.conic.problems import FACTOR_MEMORY, MIN_RANK, factor_rank
+
+    assert [factor_rank(n, n) for n in (800, 2000, 7000, 100_000)] == [41, 65, 120, 449]   # ceil(sqrt(2n)) + 1
+    assert factor_rank(10**6, 10**6) == 67 and factor_rank(10**5, 10**5, copies=28) == 191   # L-BFGS, 10 pairs
+    assert factor_rank(10**8, 10**8) == MIN_RANK and factor_rank(3, 3) == 3   # the floor; never above n
+    for n, copies in ((150_000, 8), (10**6, 8), (60_000, 28), (10**6, 12)):
+        r = factor_rank(n, n, copies)
+        assert r == MIN_RANK or 8 * n * r * copies <= FACTOR_MEMORY < 8 * n * (r + 1) * copies
+
+
 def test_capped_simplex_projection_matches_brute_force() -> None:
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -121,6 +132,22 @@ def test_torch_kernels_compute_what_the_numpy_ones_do() -> None:
 
 def test_theta1_trace_bound_is_derived() -> None:
     assert SDPAProblem(str(DATA / "theta1.dat-s")).gamma == pytest.approx(1.0)  # tr X = 1 is a constraint
+
+
+def test_classic_alm_ends_its_inner_solve_at_the_time_limit(tmp_path: Path) -> None:
+    """At scale one inner solve takes minutes (10^5 vertices: > 15): the time limit ends it after the L-BFGS
+    step that passes it, not only the outer loop. L-BFGS steps of 5 iterations make the inner solve many steps."""
+    def first_inner_solve(time_limit_s):
+        lbfgs = {"name": "LBFGS", "max_iter": 5}
+        stop = {"time_limit_s": time_limit_s} if time_limit_s else {"max_outer_iterations": 1}
+        summary, rows = run_loop(MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1),
+                                 ClassicALM(inner_optimizer=lbfgs, **stop))
+        return summary, rows[0]["inner_evaluations"]
+
+    _, unlimited = first_inner_solve(None)
+    summary, limited = first_inner_solve(1e-9)
+    assert "time limit" in summary["message"] and summary["iterations"] == 1
+    assert limited <= 7 < 50 < unlimited   # one step of at most 1.25 x 5 evaluations
 
 
 @pytest.mark.slow
@@ -213,6 +240,34 @@ def test_rounding_local_search_never_loses() -> None:
         flipped = s.copy()
         flipped[v] = -flipped[v]
         assert cut(flipped) == pytest.approx(polished[1] + gain[v], abs=1e-9)
+
+
+def scan_local_search(adjacency, signs: np.ndarray) -> np.ndarray:
+    """The 1-flip search written as a scan for the best gain each flip (O(n) a flip): what the heap must match."""
+    s = signs.astype(np.float64).copy()
+    ws = adjacency @ s
+    while True:
+        gain = s * ws
+        i = int(np.argmax(gain))
+        if gain[i] <= 1e-12:
+            return s
+        lo, hi = adjacency.indptr[i], adjacency.indptr[i + 1]
+        ws[adjacency.indices[lo:hi]] -= 2 * s[i] * adjacency.data[lo:hi]
+        s[i] = -s[i]
+
+
+@pytest.mark.parametrize("spec", ["random:n=3000,degree=6,seed=1,weights=pm1", "toroidal:40x40", "planar:n=2000"])
+def test_local_search_makes_the_flips_of_a_scan(spec: str) -> None:
+    """Same flips, ties included (+-1 weights and grids tie often): the same partition, bit for bit."""
+    from alm_bench.conic.graphs import generate
+    from alm_bench.conic.rounding import local_search
+
+    w = generate(spec)
+    for seed in range(3):
+        start = np.where(np.random.default_rng(seed).random(w.shape[0]) < 0.5, -1.0, 1.0)
+        polished = local_search(w, start)
+        assert np.array_equal(polished, scan_local_search(w, start))
+        assert (polished != start).sum() > 100   # it did work
 
 
 @pytest.mark.parametrize("omega", ["simplex", "box"])

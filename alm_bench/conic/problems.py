@@ -31,19 +31,32 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from alm_bench.conic.graphs import GraphSpec, graph_source, load_graph
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.operators import CSROperator
-from alm_bench.conic.readers import read_graph_file
 from alm_bench.conic.readers.checks import existing_file
 from alm_bench.conic.readers.sdpa import read_sdpa
 from alm_bench.conic.trace import TraceCertificate, trace_certificate
 from alm_bench.errors import UserError, require, require_int, require_positive
 
 
-def factor_rank(m: int, n: int) -> int:
+# What the rank rule lets a factor method's copies of V (n x r doubles) take together; controller.rank (mixing)
+# sets any rank.
+FACTOR_MEMORY = 1 << 32   # 4 GB
+MIN_RANK = 32
+
+
+def factor_rank(m: int, n: int, copies: int = 8) -> int:
     """ceil(sqrt(2m)) + 1: above the Barvinok-Pataki bound, so the factorised problem has no spurious local
-    minima for generic data (Boumal, Voroninski & Bandeira 2016)."""
-    return min(n, math.ceil(math.sqrt(2 * m)) + 1)
+    minima for generic data (Boumal, Voroninski & Bandeira 2016). The method keeps `copies` factors alive (the
+    mixing method ~8, 512 MB each under FACTOR_MEMORY: the bound holds up to n ~ 1.3e5 on Max-Cut; L-BFGS two
+    per stored pair more). Above that the rank is what fits, at least MIN_RANK (mixing at 10^6: 67, where the
+    bound's 1416 columns would take 11 GB a copy). Below the bound a spurious stationary point is possible, not
+    a wrong answer: convergence is decided by the certificate (lambda_min of the slack), so such a point would
+    show as a run that does not reach its tolerance."""
+    bound = math.ceil(math.sqrt(2 * m)) + 1
+    fits = max(MIN_RANK, FACTOR_MEMORY // (8 * n * copies))
+    return min(n, bound, fits)
 
 
 def relative_gap(primal: float, dual: float) -> float:
@@ -307,22 +320,24 @@ class SDPAProblem(ConicSDP):
 class MaxCut(ConicSDP):
     """The Max-Cut SDP of a weighted graph: C = -L/4, A = diag, b = 1, gamma = n (tr X = n when feasible)."""
 
-    def __init__(self, path: str, tol: float = 1e-6, rounding_trials: int = 64, local_search: bool = True) -> None:
-        require(bool(path), "problem.path", "the graph file to solve (.mat, .mtx or rudy text)", path)
+    def __init__(self, path: str | None = None, tol: float = 1e-6, rounding_trials: int = 64,
+                 local_search: bool = True, graph: str | None = None) -> None:
         require_int("problem.rounding_trials", rounding_trials)
-        file = existing_file(path)
-        graph = read_graph_file(file)
-        self.adjacency, self.read_as, self.file_optimal_cost = graph.adjacency, graph.read_as, graph.optimal_cost
+        origin = graph_source(path, graph)   # a file, or a generator spec (alm_bench/conic/graphs.py)
+        loaded = load_graph(origin)
+        self.generated = isinstance(origin, GraphSpec)
+        self.adjacency, self.read_as, self.file_optimal_cost = loaded.adjacency, loaded.read_as, loaded.optimal_cost
         self.rounding_trials, self.local_search = rounding_trials, bool(local_search)
         w = self.adjacency
         laplacian = sp.diags(np.asarray(w.sum(axis=1)).ravel()) - w
         n = w.shape[0]
         idx = np.arange(n)
-        super().__init__(_stem(file), -laplacian / 4, idx, idx, idx, np.ones(n), np.ones(n),
-                         trace_bound=None, tol=tol, source=str(file))
+        name, source = (origin.name, origin.text) if self.generated else (_stem(origin), str(origin))
+        super().__init__(name, -laplacian / 4, idx, idx, idx, np.ones(n), np.ones(n),
+                         trace_bound=None, tol=tol, source=source)
 
     def summary_fields(self) -> dict[str, Any]:
-        fields = {"file": self.source, "read_as": self.read_as, "vertices": self.n,
+        fields = {"graph" if self.generated else "file": self.source, "read_as": self.read_as, "vertices": self.n,
                   "edges": int(self.adjacency.nnz // 2)}
         if self.file_optimal_cost is not None:   # the optimum a cost-matrix file carries, for comparison
             fields["file_sdp_bound"] = -self.file_optimal_cost

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
+import numpy as np
 import scipy.sparse as sp
 
 from alm_bench.conic.readers.checks import (MAX_ENTRIES, MAX_ORDER, check_size, edges_to_adjacency, open_text,
                                             read_edge_lines)
 from alm_bench.errors import UserError
+
+CHUNK = 1 << 18
 
 
 def read_graph(path: Path) -> sp.csr_matrix:
@@ -29,9 +33,14 @@ def read_graph(path: Path) -> sp.csr_matrix:
 
 
 def write_graph(path: Path, w: sp.spmatrix) -> None:
-    """Each edge once (upper triangle), 1-based: the inverse of read_graph."""
+    """Each edge once (upper triangle), 1-based: the inverse of read_graph; gzip-compressed when the name ends
+    in .gz. Integer weights are written as integers, others with 17 significant digits (exact round trip)."""
     upper = sp.triu(sp.csr_matrix(w), k=1).tocoo()
-    with open(path, "w") as f:
+    integral = bool(np.all(upper.data == np.round(upper.data)))
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wt") as f:
         f.write(f"{w.shape[0]} {upper.nnz}\n")
-        for i, j, v in zip(upper.row, upper.col, upper.data):
-            f.write(f"{i + 1} {j + 1} {v:.17g}\n")
+        for lo in range(0, upper.nnz, CHUNK):   # in chunks: a 4e6-edge graph as one table would be ~1 GB
+            hi = lo + CHUNK
+            table = np.column_stack([upper.row[lo:hi] + 1, upper.col[lo:hi] + 1, upper.data[lo:hi]])
+            np.savetxt(f, table, fmt="%d %d %d" if integral else "%d %d %.17g")

@@ -21,7 +21,7 @@ from alm_bench.conic.eigen import CHECK_TOL, BlockLOBPCG
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.problems import ConicSDP, factor_rank
 from alm_bench.controllers.classic_alm import ClassicALM
-from alm_bench.runners import RunContext
+from alm_bench.runners import RunContext, past_time_limit
 
 
 def initial_factor(problem: ConicSDP, r: int, seed: int) -> Tensor:
@@ -42,10 +42,22 @@ def initial_penalty(problem: ConicSDP) -> float:
     return max(problem.c_norm, 1e-12) / math.sqrt(problem.n)
 
 
+def inner_copies(ctl: ClassicALM) -> int:
+    """How many n x r arrays the inner solve keeps: L-BFGS two per stored pair, and ~8 in the loop and the
+    optimizer's step (at n = 10^5, rank 449 and 10 pairs the first inner solve held 11 GB: ~30 copies)."""
+    if ctl.inner_optimizer.get("name") == "LBFGS":
+        # torch's two-loop recursion costs ~36 us per stored pair; with its default of 100 pairs it cost
+        # 4x the function evaluations on G14. 10 pairs is L-BFGS's usual choice (set history_size to change).
+        ctl.inner_optimizer.setdefault("history_size", 10)
+        return 2 * int(ctl.inner_optimizer["history_size"]) + 8
+    return 8
+
+
 def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     problem.to(ctx.device)
     b = problem.b
     oracle = BlockLOBPCG(problem.n, ctx.device, seed=ctx.seed)
+    copies = inner_copies(ctl)
     if start is not None:  # a checkpoint: the factor, the multipliers and penalty, the oracle's block
         v = start["v"].to(ctx.device).clone()
         ctl.load_state_dict(start["controller"])
@@ -53,15 +65,11 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         s.lam, s.mu = s.lam.to(ctx.device), s.mu.to(ctx.device)
         oracle.load_state_dict(start["oracle"])
     else:
-        v = initial_factor(problem, factor_rank(problem.m, problem.n), ctx.seed).clone()
+        v = initial_factor(problem, factor_rank(problem.m, problem.n, copies), ctx.seed).clone()
         ctl.start(None, torch.zeros(problem.m, dtype=torch.float64, device=ctx.device),
                   torch.zeros(0, dtype=torch.float64, device=ctx.device), default_rho=initial_penalty(problem))
         s = ctl.state
     no_inequalities = s.mu
-    if ctl.inner_optimizer.get("name") == "LBFGS":
-        # torch's two-loop recursion costs ~36 us per stored pair; with its default of 100 pairs it cost
-        # 4x the function evaluations on G14. 10 pairs is L-BFGS's usual choice (set history_size to change).
-        ctl.inner_optimizer.setdefault("history_size", 10)
     scale = problem.slack(torch.zeros_like(s.lam)).gershgorin()
 
     def evaluate(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -69,6 +77,7 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
         h = problem.constraint_values(x) - b
         return cv, h
 
+    started = time.perf_counter()
     while True:
         t0 = time.perf_counter()
         v.requires_grad_(True)
@@ -90,6 +99,8 @@ def iterate(problem: ConicSDP, ctl: ClassicALM, ctx: RunContext, start: dict | N
             optimizer.step(closure)
             if float(v.grad.abs().max()) <= s.inner_tol or evaluations == before:
                 break
+            if past_time_limit(ctl, time.perf_counter() - started) is not None:
+                break   # the runner stops after this iteration (at 10^5 vertices one inner solve took > 15 min)
         v.requires_grad_(False)
         inner_time = time.perf_counter() - t0
         with torch.no_grad():
