@@ -47,7 +47,7 @@ class SCSSolver(StateDictMixin):
     resumes = ()
 
     def __init__(self, eps: float | None = None, max_iters: int = 100_000, time_limit_s: float | None = 900.0,
-                 trace_every: int | None = 50, acceleration_lookback: int = 10, verbose: bool = False) -> None:
+                 trace_every: int | None = 25, acceleration_lookback: int = 10, verbose: bool = False) -> None:
         if eps is not None:
             require_positive("controller.eps", eps)
         require_int("controller.max_iters", max_iters)
