@@ -23,6 +23,11 @@ from hydra import compose, initialize_config_module
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# One thread for torch and BLAS in the tests and the CLI processes they start: on 2 shared cores, whenever another
+# process ran, OpenMP's waiting threads made a tiny CNN's backward pass 50x slower (130 ms against 2.6 ms at load
+# 5; the EMA-ALM test alone took 4 minutes, 18 s on one thread). The training tests' trajectories were validated
+# on one thread; the reference traces match on one thread too. Set it yourself to test another count.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -31,6 +36,17 @@ ALM_BENCH = [sys.executable, "-m", "alm_bench"]
 
 
 # ---- runs in this process ---------------------------------------------------------------------------
+
+@pytest.fixture(autouse=True, scope="session")
+def torch_threads():
+    """OMP_NUM_THREADS (above) even where torch was imported before this file."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    yield
+    torch.set_num_threads(previous)
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked cuda skip, saying why, where torch sees no CUDA GPU (CI never has one), unless
