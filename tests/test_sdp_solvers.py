@@ -184,6 +184,13 @@ def test_scs_on_mcp100_is_measured_by_our_metrics(tmp_path: Path) -> None:
     # It stops at our 5e-4, sooner than SCS's own 1e-6: a certified bound above the value, within 1e-3.
     assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 5e-4
     assert 0 <= summary["sdp_bound"] - SDP_VALUE["mcp100"] <= 1e-3 * SDP_VALUE["mcp100"]
+    # SCS, content at its own loose eps, short of ours: 'stopped', in its words and ours (was 'max_iterations').
+    summary, rows = run_loop(SDPAProblem(str(DATA / "mcp100.dat-s"), tol=1e-6), SCSSolver(eps=1e-2, trace_every=None),
+                             tmp_path)
+    assert len(rows) == 1 and rows[0]["scs_status"] == "solved" and rows[0]["max_eps"] > 1e-6
+    assert summary["status"] == "stopped"
+    assert summary["message"] == f"SCSSolver ended (scs: solved) at max eps {rows[0]['max_eps']:.2g}, " \
+                                 f"short of problem.tol=1e-06"
 
 
 def test_certified_bound_at_a_converged_dual_is_above_the_optimum_and_tight(tmp_path: Path) -> None:

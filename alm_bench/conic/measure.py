@@ -167,6 +167,14 @@ def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: l
     return min(lam, confirmed_lambda_min(problem.slack(it.y)))
 
 
+def solver_ended(controller: Any, last: dict[str, Any], tol: float) -> str:
+    """Why a solver that stopped by itself did not converge by our metrics, in its own words and ours."""
+    own = next((f" ({key.removesuffix('_status')}: {value})" for key, value in last.items()
+                if key.endswith("_status")), "")
+    where = f"max eps {last['max_eps']:.2g}" if "max_eps" in last else "no iterate"
+    return f"{type(controller).__name__} ended{own} at {where}, short of problem.tol={tol:g}"
+
+
 def run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext) -> dict[str, Any]:
     with cpu_threads(ctx.device):
         return _run(problem, controller, trackers, ctx)
@@ -257,6 +265,8 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
             if (stop := past_time_limit(controller, row["wall_time_s"])) is not None:
                 message = stop
                 break
+        else:   # the solver ended on its own test (SCS, Clarabel, CSDP at their tolerances), short of ours
+            status, message = "stopped", solver_ended(controller, last, problem.tol)
     except STOPS as err:
         stopped = err
     else:
