@@ -61,7 +61,6 @@ class ClarabelSolver(StateDictMixin):
 
     accepts = ("conic",)
     resumes = ()
-    max_iterations = 1  # one call to Clarabel: one trace row
 
     def __init__(self, tol_gap_abs: float = 1e-8, tol_gap_rel: float = 1e-8, tol_feas: float = 1e-8,
                  max_iter: int = 200, time_limit_s: float | None = 900.0, chordal_decomposition: bool = True,

@@ -62,7 +62,6 @@ class CSDPSolver(StateDictMixin):
 
     accepts = ("conic",)
     resumes = ()
-    max_iterations = 1  # one call to CSDP: one trace row
 
     def __init__(self, axtol: float = 1e-8, atytol: float = 1e-8, objtol: float = 1e-8, maxiter: int = 100,
                  time_limit_s: float | None = 900.0, verbose: bool = False, executable: str = "csdp") -> None:
