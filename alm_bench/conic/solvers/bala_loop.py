@@ -21,6 +21,7 @@ from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP
 from alm_bench.conic.solvers.bala import BALA, descent_test, far_null
+from alm_bench.conic.solvers.bala_warm import primal_phase, start_state, warm_start_applies
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
 from alm_bench.runners import RunContext
@@ -110,6 +111,36 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         found = oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
         return found, min(float(found.values[0]), lp_min)
 
+    if start is None and warm_start_applies(ctl.warm_start, problem):   # the primal phase (bala_warm.py)
+        ctl.start(problem.c_norm, n, gamma)
+        phase = primal_phase(problem, ctl.warm_start_factor * problem.tol, ctl.warm_start_max_sweeps, ctx.seed,
+                             ctl.r_p_min + ctl.r_c)
+        y = torch.from_numpy(phase.y).to(device)
+        t1 = time.perf_counter()
+        tol, eig_iters = ORACLE_TOL_CAP * scale, 0
+        # V's directions lead the oracle's first block: near a stationary V they span the bottom of the spectrum
+        # of C - Diag(y), which a random block converged loosely can miss (G22 then stalled at 4.9e-6).
+        oracle.block = torch.from_numpy(phase.basis).to(device)
+        for _ in range(2):
+            # Then once more as tight as the center needs: an optimistic g(y) (a Ritz value above lambda_min)
+            # at a center this close to the optimum would fail every later descent test. Its error stays a
+            # small share of the duality gap left, <C, V V^T> - (-g(y)).
+            found, lam_y = eigenpairs(problem.slack(y), phase.basis.shape[1] + ctl.r_c + EXTRA_BLOCK, tol)
+            eig_iters += found.iterations
+            eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+            duality_gap = max(phase.objective + dual_function(y, lam_y), 0.0)
+            tol = max(min(tol, math.sqrt(0.1 * ctl.beta * duality_gap * eig_gap / gamma)), 1e-11 * scale)
+        ctl.next_rank(phase.basis.shape[1])
+        start = start_state(problem, phase, found, lam_y, dual_function(y, lam_y), eig_gap, ctl.state_dict(),
+                            oracle.state_dict(), n_lp)
+        v = torch.from_numpy(phase.factor)
+        yield ConicIterate(
+            objective=phase.objective, residual=(v * v).sum(dim=1).to(device) - b, y=y, lambda_min=lam_y,
+            factor=v.to(device), state=start,
+            row={"step_type": "primal_phase", "rho": ctl.state.rho, "rank": start["basis"].shape[1],
+                 "primal_phase_sweeps": phase.sweeps, "primal_phase_s": phase.seconds, "eig_iters": eig_iters,
+                 "eig_residual": found.residual, "eig_fallbacks": oracle.fallbacks, "dual_objective": -start["g_y"],
+                 "gamma": gamma, "oracle_s": time.perf_counter() - t1})
     if start is not None:  # a checkpoint: the center, the bundle, the oracle's block, the controller
         ctl.load_state_dict(start["controller"])
         oracle.load_state_dict(start["oracle"])
