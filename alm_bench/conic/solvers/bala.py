@@ -11,6 +11,7 @@ and bala_lp.py (LPs).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 
@@ -109,7 +110,7 @@ class BALA(StateDictMixin):
 
     def warm_up(self) -> None:
         """Compile the primal phase's sweep (bala_warm.py) before the run's clock starts."""
-        if self.warm_start:
+        if self.warm_start is True or (self.warm_start == "auto" and importlib.util.find_spec("numba")):
             from alm_bench.conic.solvers.mixing import MixingMethod
             MixingMethod().warm_up()
 

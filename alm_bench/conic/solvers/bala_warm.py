@@ -15,6 +15,7 @@ phase stops while the factor is still far from the tolerance (the sweeps' extrap
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from alm_bench.conic.problems import ConicSDP, factor_rank
 from alm_bench.conic.solvers.mixing import sweep_kernel
+from alm_bench.errors import UserError
 
 # Singular values of V whose square is below this fraction of the largest go to the aggregate, not the bundle:
 # the bundle's columns cost r^2 in the subproblem, and V's rank (ceil(sqrt(2n)) + 1) is far above rank(X*).
@@ -104,11 +106,14 @@ def as_tensor(a: np.ndarray, device: torch.device) -> Tensor:
 
 
 def warm_start_applies(setting: bool | str, problem: ConicSDP) -> bool:
-    """controller.warm_start: true/false, or "auto" = on where the constraints are diag(X) = b (Max-Cut type),
-    where the sweeps apply and pay for themselves."""
+    """controller.warm_start: "auto" = on where the constraints are diag(X) = b (Max-Cut type: the sweeps apply
+    there) and numba (which compiles them) is installed; true asks for it and refuses other problems."""
     if setting == "auto":
-        return problem.has_diagonal_constraints()
-    return bool(setting) and problem.has_diagonal_constraints()
+        return problem.has_diagonal_constraints() and importlib.util.find_spec("numba") is not None
+    if setting and not problem.has_diagonal_constraints():
+        raise UserError(f"controller.warm_start=true: the primal phase (mixing sweeps) needs constraints "
+                        f"diag(X) = b (Max-Cut type); {problem.source} has others (use auto or false)")
+    return bool(setting)
 
 
 def start_state(problem: ConicSDP, phase: PrimalPhase, found, lam_y: float, g_y: float, eig_gap: float,
