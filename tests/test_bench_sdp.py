@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bench.sdp import SCS_LADDER, FreshProcesses, cell, measure_both, measure_scs
+from bench.sdp import SCS_LADDER, FreshProcesses, best_of, cell, iterations, measure_both, measure_scs
 
 
 class CannedSCS:
@@ -71,3 +71,16 @@ def test_a_solver_killed_on_its_run_to_1e6_keeps_its_time_to_5e4():
     assert cell(m["t4"], m["m4"], m["u4"], m["k4"]) == "1.50" and m["i4"] == 3
     assert cell(m["t6"], m["m6"], m["u6"], m["k6"]) == "killed (out of memory?)"
     assert m["rss_mb"] == 50.0
+
+
+def test_bala_primal_phase_is_shown_apart_in_its_cells():
+    class WithPhase:
+        def call(self, fn, graph, name, time_cap, scs_cap, tol):
+            return {"reached": True, "took": 0.28 if tol == 1e-6 else 0.2, "iterations": 9, "bound": 1.0,
+                    "last": 9e-7, "rss_mb": 50.0, "phase_s": 0.02, "phase_sweeps": 50 if tol == 1e-6 else 3}
+
+    m = measure_both(WithPhase(), "G1", "bala", 60.0, 120.0)
+    assert cell(m["t6"], m["m6"], m["u6"], m["k6"], m["p6"]) == "0.28 (0.02)"
+    assert iterations(m["i6"], m["s6"]) == "50 sw + 9" and iterations(m["i4"], m["s4"]) == "3 sw + 9"
+    assert iterations(12, None) == "12" and iterations(None, 50) == "–"
+    assert best_of([m, dict(m, t6=0.5, p6=0.3)])["p6"] == 0.02

@@ -149,7 +149,7 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
 
     problem = MaxCut(str(DATA / "G14.txt"), tol=1e-9, rounding_trials=1)
     # eig_max_iter = 2: LOBPCG hands most calls to the fallback
-    summary, rows = run_loop(problem, BALA(eig_max_iter=2), tmp_path)
+    summary, rows = run_loop(problem, BALA(eig_max_iter=2, warm_start=False), tmp_path)   # its iterations' oracle
     assert summary["status"] == "failed" and "eigen-oracle did not converge" in summary["message"]
     assert "sdp_bound" not in summary and "cut_value" not in summary
     assert summary["iterations"] == len(rows) >= 1 and len(calls) == 4

@@ -11,6 +11,7 @@ and bala_lp.py (LPs).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 
@@ -75,7 +76,8 @@ class BALA(StateDictMixin):
                  eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
                  rho_factor: float = 2.0, rho_span: float = 1e6, rho_floor_span: float = 10.0,
                  time_limit_s: float | None = None,
-                 subproblem_interior: bool = True) -> None:
+                 subproblem_interior: bool = True, warm_start: bool | str = "auto",
+                 warm_start_factor: float = 10.0, warm_start_max_sweeps: int = 1000) -> None:
         if rho is not None:
             require_positive("controller.rho", rho)
         require_positive("controller.rho_scale", rho_scale)
@@ -92,6 +94,11 @@ class BALA(StateDictMixin):
         require(rho_floor_span >= 1, "controller.rho_floor_span", ">= 1", rho_floor_span)
         if time_limit_s is not None:
             require_positive("controller.time_limit_s", time_limit_s)
+        require(warm_start in (True, False, "auto"), "controller.warm_start", "true, false or auto", warm_start)
+        require_positive("controller.warm_start_factor", warm_start_factor)
+        require_int("controller.warm_start_max_sweeps", warm_start_max_sweeps)
+        self.warm_start, self.warm_start_factor = warm_start, warm_start_factor
+        self.warm_start_max_sweeps = warm_start_max_sweeps
         self.rho_init, self.rho_scale, self.beta = rho, rho_scale, beta
         self.r_p_min, self.r_p_max, self.r_c, self.kappa = r_p_min, r_p_max, r_c, kappa
         self.max_iterations, self.subproblem_max_iter, self.eig_max_iter = max_iterations, subproblem_max_iter, eig_max_iter
@@ -100,6 +107,12 @@ class BALA(StateDictMixin):
         self.rho_floor_span = rho_floor_span
         self.subproblem_interior = bool(subproblem_interior)
         self.state = BALAState(r_p=r_p_min)
+
+    def warm_up(self) -> None:
+        """Compile the primal phase's sweep (bala_warm.py) before the run's clock starts."""
+        if self.warm_start is True or (self.warm_start == "auto" and importlib.util.find_spec("numba")):
+            from alm_bench.conic.solvers.mixing import MixingMethod
+            MixingMethod().warm_up()
 
     def start(self, c_norm: float, n: int, gamma: float | None = None) -> None:
         """rho0 = rho_scale |C|_F sqrt(n) / gamma unless rho is given: on Max-Cut (gamma = n) the scale that
