@@ -21,6 +21,7 @@ from alm_bench.conic.problems import SDPAProblem
 from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
 from alm_bench.conic.solvers.bala import BALA, far_null
 from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
+from alm_bench.conic.solvers.bala_loop import dense_eigenpairs
 from alm_bench.conic.solvers.bala_subproblem import SvecMaps, solve_subproblem_np
 from alm_bench.conic.solvers.mixing import MixingMethod
 from conftest import DATA, run_loop
@@ -185,6 +186,21 @@ def test_only_far_null_steps_lower_rho() -> None:
     c.record_step(False, far=True)
     c.record_step(False, far=True)
     assert c.state.rho == rho0 / 2
+
+
+def test_dense_oracle_gives_the_smallest_eigenpairs_of_the_psd_blocks() -> None:
+    """Below DENSE_ORACLE_ORDER the oracle is an exact eigh: the block's values, vectors with residual at
+    round-off, and the block's last value (the gap the oracle tolerance uses)."""
+    problem = SDPAProblem(str(DATA / "control1.dat-s"))
+    slack = problem.slack(torch.ones(problem.m))
+    found = dense_eigenpairs(slack, 3, 8)
+    matrix = slack.scipy().toarray()
+    exact = np.linalg.eigvalsh(matrix)
+    assert np.allclose(found.values.numpy(), exact[:3], atol=1e-12 * abs(exact).max())
+    assert found.last_value == pytest.approx(exact[7], abs=1e-12 * abs(exact).max())
+    vectors = found.vectors.numpy()
+    residual = matrix @ vectors - vectors * found.values.numpy()
+    assert np.abs(residual).max() <= 1e-10 * abs(exact).max()
 
 
 @pytest.mark.slow
