@@ -29,7 +29,7 @@ from alm_bench.runners import RunContext
 # Up to this order (all of the PSD blocks, the LP coordinates included) the oracle is a dense eigh: arch0
 # (n = 335) spent 0.1-0.2 s an iteration in 60-270 LOBPCG iterations whose Ritz vectors, at residual 1e-4,
 # could not separate S*'s two null directions from its next six eigenvalues (4e-5 .. 9e-5).
-DENSE_ORACLE_ORDER = 400
+DENSE_ORACLE_ORDER = 500
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
 # ... after the interior-point method, whose S keeps every eigenvalue positive (of the order of its barrier
@@ -59,6 +59,11 @@ KRYLOV_LEAD_ORDER = 4000
 PRESS_FRACTION = 0.999
 SHRINK_FRACTION = 0.25
 INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
+
+
+# A face constraint's multiplier starts where its term in the slack has norm FACE_WEIGHT times the slack's
+# Gershgorin scale (gpp100: y_J = -1e4 scale / n converged in 50 iterations, -100 in 32; 0 never).
+FACE_WEIGHT = 1e4
 
 
 def dense_eigenpairs(slack, wanted: int, block_size: int) -> EigResult:
@@ -136,6 +141,14 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
+        # Multipliers of face constraints (<A_k, X> = 0, A_k semidefinite: gpp's <J, X> = 0) start deep in
+        # their free direction, where the slack's weight on the face dwarfs the rest. Started at 0 they must
+        # travel to a dual optimum that only begins far out (CSDP's y_J on gpp100: 9382), by rho <A_k, w> a
+        # step, and gpp100/250-1/500-1 crept to eps 7e-6/4e-5/5e-5 in 100 s.
+        faces, signs, norms = problem.face_constraints()
+        if faces.size:
+            y[torch.as_tensor(faces, device=device)] -= torch.as_tensor(signs * FACE_WEIGHT * scale / norms,
+                                                                        device=device)
         found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
