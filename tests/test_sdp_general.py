@@ -130,6 +130,39 @@ def test_bala_takes_diagonal_blocks_natively(tmp_path: Path) -> None:
     assert summary["status"] == "converged" and abs(summary["sdp_bound"] - 5.5) <= 1e-6 * 5.5
 
 
+def bisection_sdpa(n: int, density: float = 0.3, seed: int = 0) -> str:
+    """The graph-partitioning SDP of SDPLIB's gpp files for a random graph: max <-L/4, Y> s.t. <J, Y> = 0 (a face
+    constraint: Y e = 0) and diag(Y) = 1."""
+    rng = np.random.default_rng(seed)
+    edges = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1) if rng.random() < density]
+    degree = np.zeros(n + 1)
+    for i, j in edges:
+        degree[i] += 1
+        degree[j] += 1
+    lines = [str(n + 1), "1", str(n), "0 " + " ".join(["1"] * n)]
+    lines += [f"0 1 {i} {i} {-degree[i] / 4}" for i in range(1, n + 1)]
+    lines += [f"0 1 {i} {j} 0.25" for i, j in edges]
+    lines += [f"1 1 {i} {j} 1" for i in range(1, n + 1) for j in range(i, n + 1)]
+    lines += [f"{i + 1} 1 {i} {i} 1" for i in range(1, n + 1)]
+    return "\n".join(lines) + "\n"
+
+
+BISECTION30 = -29.850273   # CSDP 6.2 (primal and dual objective agree to its 8 printed digits)
+
+
+def test_face_constraints_are_recognised_and_bala_solves_a_partitioning_sdp(tmp_path: Path) -> None:
+    """<J, Y> = 0 with J = e e^T PSD is a face constraint (its multiplier's dual optima form a half-line far from
+    0); the diagonal rows are not. BALA starts y_J deep in the free direction: 1e-6 and CSDP's value in ~20
+    iterations, where from y_J = 0 it was still at eps 1.2e-6 after 300."""
+    (tmp_path / "bisection.dat-s").write_text(bisection_sdpa(30))
+    problem = SDPAProblem(str(tmp_path / "bisection.dat-s"), tol=1e-6)
+    faces, signs, norms = problem.face_constraints()
+    assert faces.tolist() == [0] and signs.tolist() == [1.0] and norms == pytest.approx([30])
+    summary, rows = run_loop(problem, BALA(max_iterations=100), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - BISECTION30) <= 1e-6 * abs(BISECTION30)
+
+
 def test_repair_makes_a_dual_point_exactly_feasible(tmp_path: Path) -> None:
     """A converged truss1 dual point, pushed off feasibility, is repaired: the slack at the repaired point is PSD
     (dense eigenvalues), so <b, y> there is a lower bound on min <C, X> = 8.99999631 (CSDP to 1e-8), and a tight
