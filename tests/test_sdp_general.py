@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from alm_bench import checkpoint
-from alm_bench.conic.certificate import repair
+from alm_bench.conic.certificate import _face_sizes, repair
 from alm_bench.conic.problems import SDPAProblem
 from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
 from alm_bench.conic.solvers.bala import BALA, far_null
@@ -27,7 +27,7 @@ from alm_bench.conic.solvers.mixing import MixingMethod
 from conftest import DATA, run_loop
 
 # SDPLIB's values in the file's (maximisation) convention; truss1's to the digits SDPLIB prints.
-TRUSS1, THETA1, MCP100 = -8.999996, 23.0, 226.157351
+TRUSS1, THETA1, MCP100, TRUSS4 = -8.999996, 23.0, 226.157351, -9.009996
 
 
 def dense(problem: SDPAProblem, k: int) -> np.ndarray:
@@ -161,6 +161,17 @@ def test_face_constraints_are_recognised_and_bala_solves_a_partitioning_sdp(tmp_
     summary, rows = run_loop(problem, BALA(max_iterations=100), tmp_path)
     assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
     assert abs(summary["sdp_bound"] - BISECTION30) <= 1e-6 * abs(BISECTION30)
+
+
+def test_the_certificate_counts_face_equations_per_block(tmp_path: Path) -> None:
+    """truss4: rank X* = 9 over 7 PSD blocks (1, 2, 1, 1, 2, 1, 1), m = 12. Counted as one matrix the face
+    U^T A^*(d) U = -I needed 45 equations and was refused (converged with no certified bound); per block it
+    needs 11, and the bound matches SDPLIB's -9.009996 to its printed digits."""
+    values = np.array([0.0, 0.0, 1e-9, 1e-9, 2e-9])
+    assert _face_sizes(values, np.array([0, 1, 2, 3, 4]), 1.0, 10) == [1, 2, 3, 4, 5]   # one a block: 5
+    assert _face_sizes(values, np.array([0, 0, 0, 0, 1]), 1.0, 10) == [1, 2, 3, 4]   # r = 5: 10 + 1 > 10
+    summary, _ = run_loop(SDPAProblem(str(DATA / "truss4.dat-s"), tol=1e-6), BALA(), tmp_path)
+    assert summary["status"] == "converged" and abs(summary["sdp_bound"] - TRUSS4) <= 1e-6 * abs(TRUSS4)
 
 
 def test_repair_makes_a_dual_point_exactly_feasible(tmp_path: Path) -> None:
