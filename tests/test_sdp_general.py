@@ -16,17 +16,18 @@ import pytest
 import torch
 
 from alm_bench import checkpoint
-from alm_bench.conic.certificate import repair
+from alm_bench.conic.certificate import _face_sizes, repair
 from alm_bench.conic.problems import SDPAProblem
 from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
 from alm_bench.conic.solvers.bala import BALA, far_null
 from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
+from alm_bench.conic.solvers.bala_loop import dense_eigenpairs
 from alm_bench.conic.solvers.bala_subproblem import SvecMaps, solve_subproblem_np
 from alm_bench.conic.solvers.mixing import MixingMethod
 from conftest import DATA, run_loop
 
 # SDPLIB's values in the file's (maximisation) convention; truss1's to the digits SDPLIB prints.
-TRUSS1, THETA1, MCP100 = -8.999996, 23.0, 226.157351
+TRUSS1, THETA1, MCP100, TRUSS4 = -8.999996, 23.0, 226.157351, -9.009996
 
 
 def dense(problem: SDPAProblem, k: int) -> np.ndarray:
@@ -129,6 +130,50 @@ def test_bala_takes_diagonal_blocks_natively(tmp_path: Path) -> None:
     assert summary["status"] == "converged" and abs(summary["sdp_bound"] - 5.5) <= 1e-6 * 5.5
 
 
+def bisection_sdpa(n: int, density: float = 0.3, seed: int = 0) -> str:
+    """The graph-partitioning SDP of SDPLIB's gpp files for a random graph: max <-L/4, Y> s.t. <J, Y> = 0 (a face
+    constraint: Y e = 0) and diag(Y) = 1."""
+    rng = np.random.default_rng(seed)
+    edges = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1) if rng.random() < density]
+    degree = np.zeros(n + 1)
+    for i, j in edges:
+        degree[i] += 1
+        degree[j] += 1
+    lines = [str(n + 1), "1", str(n), "0 " + " ".join(["1"] * n)]
+    lines += [f"0 1 {i} {i} {-degree[i] / 4}" for i in range(1, n + 1)]
+    lines += [f"0 1 {i} {j} 0.25" for i, j in edges]
+    lines += [f"1 1 {i} {j} 1" for i in range(1, n + 1) for j in range(i, n + 1)]
+    lines += [f"{i + 1} 1 {i} {i} 1" for i in range(1, n + 1)]
+    return "\n".join(lines) + "\n"
+
+
+BISECTION30 = -29.850273   # CSDP 6.2 (primal and dual objective agree to its 8 printed digits)
+
+
+def test_face_constraints_are_recognised_and_bala_solves_a_partitioning_sdp(tmp_path: Path) -> None:
+    """<J, Y> = 0 with J = e e^T PSD is a face constraint (its multiplier's dual optima form a half-line far from
+    0); the diagonal rows are not. BALA starts y_J deep in the free direction: 1e-6 and CSDP's value in ~20
+    iterations, where from y_J = 0 it was still at eps 1.2e-6 after 300."""
+    (tmp_path / "bisection.dat-s").write_text(bisection_sdpa(30))
+    problem = SDPAProblem(str(tmp_path / "bisection.dat-s"), tol=1e-6)
+    faces, signs, norms = problem.face_constraints()
+    assert faces.tolist() == [0] and signs.tolist() == [1.0] and norms == pytest.approx([30])
+    summary, rows = run_loop(problem, BALA(max_iterations=100), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - BISECTION30) <= 1e-6 * abs(BISECTION30)
+
+
+def test_the_certificate_counts_face_equations_per_block(tmp_path: Path) -> None:
+    """truss4: rank X* = 9 over 7 PSD blocks (1, 2, 1, 1, 2, 1, 1), m = 12. Counted as one matrix the face
+    U^T A^*(d) U = -I needed 45 equations and was refused (converged with no certified bound); per block it
+    needs 11, and the bound matches SDPLIB's -9.009996 to its printed digits."""
+    values = np.array([0.0, 0.0, 1e-9, 1e-9, 2e-9])
+    assert _face_sizes(values, np.array([0, 1, 2, 3, 4]), 1.0, 10) == [1, 2, 3, 4, 5]   # one a block: 5
+    assert _face_sizes(values, np.array([0, 0, 0, 0, 1]), 1.0, 10) == [1, 2, 3, 4]   # r = 5: 10 + 1 > 10
+    summary, _ = run_loop(SDPAProblem(str(DATA / "truss4.dat-s"), tol=1e-6), BALA(), tmp_path)
+    assert summary["status"] == "converged" and abs(summary["sdp_bound"] - TRUSS4) <= 1e-6 * abs(TRUSS4)
+
+
 def test_repair_makes_a_dual_point_exactly_feasible(tmp_path: Path) -> None:
     """A converged truss1 dual point, pushed off feasibility, is repaired: the slack at the repaired point is PSD
     (dense eigenvalues), so <b, y> there is a lower bound on min <C, X> = 8.99999631 (CSDP to 1e-8), and a tight
@@ -185,6 +230,21 @@ def test_only_far_null_steps_lower_rho() -> None:
     c.record_step(False, far=True)
     c.record_step(False, far=True)
     assert c.state.rho == rho0 / 2
+
+
+def test_dense_oracle_gives_the_smallest_eigenpairs_of_the_psd_blocks() -> None:
+    """Below DENSE_ORACLE_ORDER the oracle is an exact eigh: the block's values, vectors with residual at
+    round-off, and the block's last value (the gap the oracle tolerance uses)."""
+    problem = SDPAProblem(str(DATA / "control1.dat-s"))
+    slack = problem.slack(torch.ones(problem.m))
+    found = dense_eigenpairs(slack, 3, 8)
+    matrix = slack.scipy().toarray()
+    exact = np.linalg.eigvalsh(matrix)
+    assert np.allclose(found.values.numpy(), exact[:3], atol=1e-12 * abs(exact).max())
+    assert found.last_value == pytest.approx(exact[7], abs=1e-12 * abs(exact).max())
+    vectors = found.vectors.numpy()
+    residual = matrix @ vectors - vectors * found.values.numpy()
+    assert np.abs(residual).max() <= 1e-10 * abs(exact).max()
 
 
 @pytest.mark.slow

@@ -38,14 +38,36 @@ def _svec_rows(gram: np.ndarray) -> np.ndarray:
     return (gram[:, a, b] * weight).T
 
 
-def _face_sizes(values: np.ndarray, scale: float, m: int) -> list[int]:
+def _face_sizes(values: np.ndarray, blocks: np.ndarray, scale: float, m: int) -> list[int]:
     """Candidate dimensions of the face, smallest first: every r whose r-th eigenvalue is below FACE_LIMIT
-    times the scale and for which U^T A^*(d) U = -I (r(r+1)/2 equations) can have a solution (<= m), at most
-    MAX_FACES of them. A face too small leaves eigenvalues just above it to be pushed below 0 as t grows
-    (truss1 pushed off its optimum by 1e-5: r = 1 fails, r = 3 works)."""
+    times the scale and for which U^T A^*(d) U = -I can have a solution: its equations (r_b (r_b + 1) / 2 for
+    the r_b of the first r eigenvectors in PSD block b; pairs from two blocks hold 0 = 0 for block-diagonal
+    A_k) number at most m. At most MAX_FACES of them. A face too small leaves eigenvalues just above it to be
+    pushed below 0 as t grows (truss1 pushed off its optimum by 1e-5: r = 1 fails, r = 3 works); counting
+    pairs across blocks refused truss4's face (rank 9 over 7 blocks: 45 equations counted, 11 real, m = 12)."""
     small = int((values <= FACE_LIMIT * scale).sum())
-    sizes = [r for r in range(1, small + 1) if r * (r + 1) // 2 <= m]
+    sizes = []
+    for r in range(1, small + 1):
+        per_block = np.bincount(blocks[:r])
+        if int((per_block * (per_block + 1) // 2).sum()) <= m:
+            sizes.append(r)
     return sizes[:MAX_FACES]
+
+
+def _block_eigenpairs(matrix: np.ndarray, psd_blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """Eigenpairs of a block-diagonal matrix block by block (each vector lives in one block even where two
+    blocks share an eigenvalue, as truss4's do), ascending: values, vectors (n x k), the block of each."""
+    values, vectors, blocks = [], [], []
+    n = matrix.shape[0]
+    for b, (lo, hi) in enumerate(psd_blocks):
+        w, v = scipy.linalg.eigh(matrix[lo:hi, lo:hi])
+        full = np.zeros((n, hi - lo))
+        full[lo:hi] = v
+        values.append(w), vectors.append(full), blocks.append(np.full(hi - lo, b))
+    values, vectors, blocks = np.concatenate(values), np.concatenate(vectors, axis=1), np.concatenate(blocks)
+    order = np.argsort(values, kind="stable")
+    return values[order], vectors[:, order], blocks[order]
 
 
 def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.Tensor, float]] | None:
@@ -62,9 +84,12 @@ def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.T
     # Per block kind: the PSD blocks' eigenpairs (the LP coordinates moved above the spectrum), and the LP
     # blocks' diagonal, where the face is the coordinates with a small entry and lifting one needs only
     # (A^*(d))_ii = -1 (arch0: 76 of them, far beyond any PSD face the constraints could lift).
-    moved, _ = problem.psd_slack(slack)
-    values, vectors = scipy.linalg.eigh(moved.scipy().toarray())
-    scale = max(float(np.abs(values).max()), 1e-300)
+    offsets = np.concatenate([[0], np.cumsum(np.abs(problem.block_sizes))])
+    psd_blocks = [(int(lo), int(lo + size)) for size, lo in zip(problem.block_sizes, offsets) if size > 0]
+    values, vectors, blocks = _block_eigenpairs(slack.scipy().toarray(), psd_blocks)
+    # The scale as over the PSD slack with the LP coordinates moved above its spectrum (problem.psd_slack).
+    moved_lp = slack.gershgorin() + 1.0 if problem.lp_index.size else 0.0
+    scale = max(float(np.abs(values).max()), moved_lp, 1e-300)
     lp_rows = np.zeros((0, problem.m))
     if problem.lp_index.size:
         diagonal = slack.scipy().diagonal()[problem.lp_index]
@@ -72,8 +97,7 @@ def repair(problem, y: torch.Tensor) -> tuple[torch.Tensor, float, tuple[torch.T
         a_lp, _ = problem.lp_columns()
         column = np.searchsorted(problem.lp_index, face_lp)
         lp_rows = a_lp.cpu().numpy()[:, column].T
-    n_psd = problem.n - problem.lp_index.size
-    for r in _face_sizes(values[:n_psd], scale, problem.m - lp_rows.shape[0]) or [0]:
+    for r in _face_sizes(values, blocks, scale, problem.m - lp_rows.shape[0]) or [0]:
         u = torch.from_numpy(np.ascontiguousarray(vectors[:, :r]))
         rows = np.concatenate([_svec_rows(problem.constraint_gram(u).numpy()) if r else np.zeros((0, problem.m)),
                                lp_rows])

@@ -40,6 +40,7 @@ from alm_bench.conic.trace import TraceCertificate, trace_certificate
 from alm_bench.errors import UserError, require, require_int, require_positive
 
 
+FACE_CHECK_ORDER = 2000   # face_constraints: the largest support it checks with a dense eigvalsh
 # What the rank rule lets a factor method's copies of V (n x r doubles) take together; controller.rank (mixing)
 # sets any rank.
 FACTOR_MEMORY = 1 << 32   # 4 GB
@@ -265,6 +266,35 @@ class ConicSDP:
             # y0 = diag(C) zeroes the diagonal of C - Diag(y0): 1.2-1.6x fewer BALA iterations than y0 = 0.
             return torch.as_tensor(self.c_op.matrix.diagonal(), dtype=torch.float64, device=self.device).clone()
         return torch.zeros(self.m, dtype=torch.float64, device=self.device)
+
+    def face_constraints(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, sign, |A_k|_2) of the constraints <A_k, X> = 0 whose A_k is semidefinite (sign +1: PSD, -1: NSD).
+        Each confines every feasible X to a face (X A_k = 0: no strictly feasible X, as gpp's <J, X> = 0 makes
+        X e = 0), and its multiplier is free in one direction: moving y_k by -sign t (t >= 0) adds t |A_k| to
+        the slack and leaves <b, y> alone, so the dual function never gets worse and the dual optima form a
+        half-line in y_k. Recognised by a cheap screen (diagonal entries of one sign, off-diagonal entries only
+        between rows with a diagonal entry), then a dense eigvalsh on the support up to FACE_CHECK_ORDER."""
+        ks, signs, norms = [], [], []
+        on_diag = self._i == self._j
+        for k in np.flatnonzero(self.b_np == 0):
+            at = self._k == k
+            d = on_diag & at
+            if not d.any():
+                continue
+            dv = self._v[d]
+            sign = 1.0 if dv.min() >= 0 else (-1.0 if dv.max() <= 0 else 0.0)
+            support = np.unique(self._i[d][dv != 0])
+            if sign == 0.0 or support.size > FACE_CHECK_ORDER:
+                continue
+            if not (np.isin(self._i[at], support).all() and np.isin(self._j[at], support).all()):
+                continue
+            where = np.searchsorted(support, np.stack([self._i[at], self._j[at]]))
+            dense = np.zeros((support.size, support.size))
+            np.add.at(dense, (where[0], where[1]), sign * self._v[at])
+            values = np.linalg.eigvalsh(dense)
+            if values[0] >= -1e-12 * values[-1] and values[-1] > 0:
+                ks.append(k), signs.append(sign), norms.append(values[-1])
+        return np.asarray(ks, dtype=np.int64), np.asarray(signs), np.asarray(norms)
 
     def dual_bound(self, y: Tensor, lambda_min: float) -> float:
         """A lower bound on min <C, X> from any y, lambda_min a lower bound on lambda_min(C - A^*(y)):

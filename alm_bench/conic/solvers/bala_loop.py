@@ -13,10 +13,11 @@ import time
 from typing import Iterator
 
 import numpy as np
+import scipy.linalg
 import torch
 from torch import Tensor
 
-from alm_bench.conic.eigen import BlockLOBPCG, lowest_eigenvector
+from alm_bench.conic.eigen import BlockLOBPCG, EigResult, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP, relative_gap
@@ -26,6 +27,10 @@ from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constr
                                                      solve_subproblem_np, svec, svec_indices)
 from alm_bench.runners import RunContext
 
+# Up to this order (all of the PSD blocks, the LP coordinates included) the oracle is a dense eigh: arch0
+# (n = 335) spent 0.1-0.2 s an iteration in 60-270 LOBPCG iterations whose Ritz vectors, at residual 1e-4,
+# could not separate S*'s two null directions from its next six eigenvalues (4e-5 .. 9e-5).
+DENSE_ORACLE_ORDER = 500
 EXTRA_BLOCK = 4          # LOBPCG block = r_p + r_c + 4: the spare columns speed up the wanted ones
 RANK_RELATIVE = 1e-9     # eigenvalues of S above this times the largest count towards rank(S)
 # ... after the interior-point method, whose S keeps every eigenvalue positive (of the order of its barrier
@@ -67,6 +72,20 @@ def claimable_objective(problem: ConicSDP, factor: Tensor, objective: float) -> 
     the harness's best candidate there), else w's own."""
     feasible = problem.feasible_factor(factor)
     return objective if feasible is None else float((problem.c_mm(feasible) * feasible).sum())
+
+
+# A face constraint's multiplier starts where its term in the slack has norm FACE_WEIGHT times the slack's
+# Gershgorin scale (gpp100: y_J = -1e4 scale / n converged in 50 iterations, -100 in 32; 0 never).
+FACE_WEIGHT = 1e4
+
+
+def dense_eigenpairs(slack, wanted: int, block_size: int) -> EigResult:
+    """The `block_size` smallest eigenpairs of the slack by a dense eigh (LAPACK's subset driver): exact where
+    LOBPCG met only its tolerance, and cheaper at these orders."""
+    k = min(block_size, slack.n)
+    values, vectors = scipy.linalg.eigh(slack.scipy().toarray(), subset_by_index=[0, k - 1], driver="evr")
+    return EigResult(torch.from_numpy(values[:wanted]), torch.from_numpy(np.ascontiguousarray(vectors[:, :wanted])),
+                     0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 
 
 def adapted_gamma(gamma: float, trace_w: float, floor: float, cap: float) -> float:
@@ -119,6 +138,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         """The oracle: LOBPCG over the PSD blocks (the LP coordinates moved above the spectrum) and the LP
         blocks' smallest diagonal entry; returns the eigen-result and lambda_min over all blocks."""
         slack, lp_min = problem.psd_slack(slack)
+        if numpy_kernels and n <= DENSE_ORACLE_ORDER:
+            found = dense_eigenpairs(slack, ctl.r_c, block_size)
+            return found, min(float(found.values[0]), lp_min)
         hint = lowest_eigenvector(slack, oracle.block) if n > KRYLOV_LEAD_ORDER else None
         found = oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
         return found, min(float(found.values[0]), lp_min)
@@ -155,7 +177,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                  "rank_s": phase.basis.shape[1], "eta": start["warm"][0].item(), "subproblem_iters": 0,
                  "subproblem_newton": 0, "subproblem_gap": math.nan, "eig_iters": eig_iters,
                  "eig_residual": found.residual, "eig_tol": tol, "eig_fallbacks": oracle.fallbacks,
-                 "predicted_decrease": math.nan, "cut_error": math.nan, "dual_objective": -start["g_y"],
+                 "predicted_decrease": math.nan, "cut_error": math.nan, "model_error": math.nan,
+                 "dual_objective": -start["g_y"],
                  "candidate_dual": math.nan, "gamma": gamma, "trace_w": float(problem.b.sum()), "subproblem_s": 0.0,
                  "oracle_s": time.perf_counter() - t1, "primal_phase_sweeps": phase.sweeps,
                  "primal_phase_s": phase.seconds})
@@ -168,6 +191,14 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     else:
         ctl.start(problem.c_norm, n, gamma)
         y = problem.initial_dual()
+        # Multipliers of face constraints (<A_k, X> = 0, A_k semidefinite: gpp's <J, X> = 0) start deep in
+        # their free direction, where the slack's weight on the face dwarfs the rest. Started at 0 they must
+        # travel to a dual optimum that only begins far out (CSDP's y_J on gpp100: 9382), by rho <A_k, w> a
+        # step, and gpp100/250-1/500-1 crept to eps 7e-6/4e-5/5e-5 in 100 s.
+        faces, signs, norms = problem.face_constraints()
+        if faces.size:
+            y[torch.as_tensor(faces, device=device)] -= torch.as_tensor(signs * FACE_WEIGHT * scale / norms,
+                                                                        device=device)
         found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
@@ -327,7 +358,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                  "eta": eta, "subproblem_iters": sub_iters, "subproblem_newton": newton, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,
                  "eig_fallbacks": oracle.fallbacks, "predicted_decrease": predicted, "cut_error": cut_error,
-                 "dual_objective": -g_y, "candidate_dual": -g_z, "gamma": gamma_used, "trace_w": trace_w, "subproblem_s": t_sub,
+                 "model_error": g_z - g_model_z, "dual_objective": -g_y, "candidate_dual": -g_z, "gamma": gamma_used,
+                 "trace_w": trace_w, "subproblem_s": t_sub,
                  "oracle_s": t_eig, "primal_phase_sweeps": 0, "primal_phase_s": 0.0},
             state={"controller": ctl.state_dict(), "oracle": oracle.state_dict(), "y": y.cpu(), "basis": basis.cpu(),
                    "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
