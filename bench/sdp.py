@@ -73,9 +73,8 @@ class FreshProcesses:
         self.pool.shutdown(wait=True)
 
 
-def controllers(graph: str, time_cap: float, scs_cap: float, scs_eps: float) -> dict:
-    hard = graph in ("G11", "G48", "G60")  # toroidal and large sparse: more new eigenvectors per iteration
-    return {"bala": BALA(r_c=12 if hard else 6, time_limit_s=time_cap),
+def controllers(time_cap: float, scs_cap: float, scs_eps: float) -> dict:
+    return {"bala": BALA(time_limit_s=time_cap),   # its defaults: r_c by the problem's class, no per-graph value
             "classic_alm": ClassicALM(max_outer_iterations=100, time_limit_s=time_cap),
             "mixing": MixingMethod(time_limit_s=time_cap),
             "scs": SCSSolver(eps=scs_eps, time_limit_s=scs_cap, trace_every=None)}   # one call: SCS's own run
@@ -98,7 +97,7 @@ def measure(graph: str, name: str, time_cap: float, scs_cap: float, tol: float, 
     tolerance on the solver's own Ritz value is not enough: BALA's oracle is loose by design), and the peak
     RSS. SCS makes one call at its own eps (default: tol), and its solve time counts."""
     problem = MaxCut(str(data_dir() / "gset_rudy" / f"{graph}.txt"), tol=tol, rounding_trials=1)
-    controller = controllers(graph, time_cap, scs_cap, scs_eps or tol)[name]
+    controller = controllers(time_cap, scs_cap, scs_eps or tol)[name]
     rows = MemoryTracker()
     out = Path(f"/tmp/alm_bench_sdp/{graph}_{name}")
     out.mkdir(parents=True, exist_ok=True)

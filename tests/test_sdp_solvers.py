@@ -154,8 +154,18 @@ def test_classic_alm_ends_its_inner_solve_at_the_time_limit(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_bala_g11(tmp_path: Path) -> None:
-    summary, _ = run_loop(MaxCut(str(DATA / "G11.txt"), tol=MAXCUT_TOL), BALA(r_c=12), tmp_path)
+    summary, _ = run_loop(MaxCut(str(DATA / "G11.txt"), tol=MAXCUT_TOL), BALA(), tmp_path)
     check_solution(summary, "G11", 5e-4)
+
+
+def test_new_vectors_per_iteration_by_the_problem_class() -> None:
+    # controller.r_c: null takes 12 on a sparse diag(X) = b problem (G11, a toroidal grid of degree 4), 6 on a
+    # denser graph (G14, degree 11.7) and on a general SDP (theta1); a value given is kept.
+    from alm_bench.conic.solvers.bala import new_vectors
+
+    g11, g14, theta1 = MaxCut(str(DATA / "G11.txt")), MaxCut(str(DATA / "G14.txt")), SDPAProblem(str(DATA / "theta1.dat-s"))
+    assert [new_vectors(None, p) for p in (g11, g14, theta1)] == [12, 6, 6]
+    assert new_vectors(9, g11) == 9
 
 
 @pytest.mark.slow

@@ -66,12 +66,32 @@ class BALAState:
     iteration: int = 0
 
 
+# controller.r_c: null picks the oracle's new eigenvectors per iteration by the problem's class. A diag(X) = b
+# problem on a sparse graph (on average at most SPARSE_DEGREE off-diagonal entries a row of C: toroidal grids,
+# sparse random graphs) has a near-continuum at the bottom of its slack's spectrum, where more new vectors a step
+# pay: G11 (degree 4) took 19 iterations to 1e-6 with 12 against 38 with 6. Denser graphs and general SDPs: 6.
+SPARSE_DEGREE = 8
+R_C_SPARSE, R_C_DEFAULT = 12, 6
+
+
+def new_vectors(r_c: int | None, problem) -> int:
+    """The oracle's new eigenvectors per iteration: controller.r_c, or the class rule above where it is null."""
+    if r_c is not None:
+        return r_c
+    if problem.has_diagonal_constraints():
+        c = problem.c_op.matrix
+        off_diagonal = c.nnz - int((c.diagonal() != 0).sum())
+        if off_diagonal <= SPARSE_DEGREE * problem.n:
+            return R_C_SPARSE
+    return R_C_DEFAULT
+
+
 class BALA(StateDictMixin):
     accepts = ("conic",)
     resumes = ("conic",)
 
     def __init__(self, rho: float | None = None, rho_scale: float = 0.06, beta: float = 0.25,
-                 r_p_min: int = 14, r_p_max: int = 40, r_c: int = 6, kappa: float = 1.0,
+                 r_p_min: int = 14, r_p_max: int = 40, r_c: int | None = None, kappa: float = 1.0,
                  max_iterations: int = 2000, subproblem_max_iter: int = 500,
                  eig_max_iter: int = 300, rho_up_after: int = 3, rho_down_after: int = 4,
                  rho_factor: float = 2.0, rho_span: float = 1e6, rho_floor_span: float = 10.0,
@@ -82,7 +102,9 @@ class BALA(StateDictMixin):
             require_positive("controller.rho", rho)
         require_positive("controller.rho_scale", rho_scale)
         require(0 < beta < 1, "controller.beta", "in (0, 1)", beta)
-        for name, value in (("r_p_min", r_p_min), ("r_p_max", r_p_max), ("r_c", r_c),
+        if r_c is not None:
+            require_int("controller.r_c", r_c)
+        for name, value in (("r_p_min", r_p_min), ("r_p_max", r_p_max),
                             ("max_iterations", max_iterations), ("subproblem_max_iter", subproblem_max_iter),
                             ("eig_max_iter", eig_max_iter), ("rho_up_after", rho_up_after),
                             ("rho_down_after", rho_down_after)):

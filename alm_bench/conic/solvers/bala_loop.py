@@ -21,7 +21,7 @@ from alm_bench.conic.eigen import BlockLOBPCG, EigResult, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP, relative_gap
-from alm_bench.conic.solvers.bala import BALA, descent_test, far_null
+from alm_bench.conic.solvers.bala import BALA, descent_test, far_null, new_vectors
 from alm_bench.conic.solvers.bala_warm import primal_phase, start_state, warm_start_applies
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
@@ -121,6 +121,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     device = ctx.device
     numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (conic/kernels.py)
     problem.to(device)
+    r_c = new_vectors(ctl.r_c, problem)
     n, gamma, b = problem.n, problem.gamma, problem.b
 
     def dual_function(y: Tensor, lam: float) -> float:
@@ -139,16 +140,16 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         blocks' smallest diagonal entry; returns the eigen-result and lambda_min over all blocks."""
         slack, lp_min = problem.psd_slack(slack)
         if numpy_kernels and n <= DENSE_ORACLE_ORDER:
-            found = dense_eigenpairs(slack, ctl.r_c, block_size)
+            found = dense_eigenpairs(slack, r_c, block_size)
             return found, min(float(found.values[0]), lp_min)
         hint = lowest_eigenvector(slack, oracle.block) if n > KRYLOV_LEAD_ORDER else None
-        found = oracle(slack, ctl.r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
+        found = oracle(slack, r_c, block_size, tol, hint=hint, trailing_tol=TRAILING_TOL_FACTOR * tol)
         return found, min(float(found.values[0]), lp_min)
 
     if start is None and warm_start_applies(ctl.warm_start, problem):   # the primal phase (bala_warm.py)
         ctl.start(problem.c_norm, n, gamma)
         phase = primal_phase(problem, ctl.warm_start_factor * problem.tol, ctl.warm_start_max_sweeps, ctx.seed,
-                             ctl.r_p_min + ctl.r_c)
+                             ctl.r_p_min + r_c)
         y = torch.from_numpy(phase.y).to(device)
         t1 = time.perf_counter()
         tol, eig_iters = ORACLE_TOL_CAP * scale, 0
@@ -159,7 +160,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             # Then once more as tight as the center needs: an optimistic g(y) (a Ritz value above lambda_min)
             # at a center this close to the optimum would fail every later descent test. Its error stays a
             # small share of the duality gap left, <C, V V^T> - (-g(y)).
-            found, lam_y = eigenpairs(problem.slack(y), phase.basis.shape[1] + ctl.r_c + EXTRA_BLOCK, tol)
+            found, lam_y = eigenpairs(problem.slack(y), phase.basis.shape[1] + r_c + EXTRA_BLOCK, tol)
             eig_iters += found.iterations
             eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
             duality_gap = max(phase.objective + dual_function(y, lam_y), 0.0)
@@ -199,7 +200,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         if faces.size:
             y[torch.as_tensor(faces, device=device)] -= torch.as_tensor(signs * FACE_WEIGHT * scale / norms,
                                                                         device=device)
-        found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + ctl.r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
+        found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         basis = found.vectors
@@ -276,7 +277,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         tol = min(ORACLE_TOL_CAP * scale, math.sqrt(ctl.beta * predicted * eig_gap / gamma))
         tol = max(tol, 1e-11 * scale)
         t1 = time.perf_counter()
-        found, lam_z = eigenpairs(slack, s.r_p + ctl.r_c + EXTRA_BLOCK, tol)
+        found, lam_z = eigenpairs(slack, s.r_p + r_c + EXTRA_BLOCK, tol)
         t_eig = time.perf_counter() - t1
         eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
         g_z = dual_function(z, lam_z)
@@ -347,7 +348,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             claim_checked = True
             allowed = CLAIM_ERROR_SHARE * problem.tol * (1 + 2 * abs(c_w)) / gamma
             t1 = time.perf_counter()
-            refined, lam_refined = eigenpairs(problem.slack(y), s.r_p + ctl.r_c + EXTRA_BLOCK,
+            refined, lam_refined = eigenpairs(problem.slack(y), s.r_p + r_c + EXTRA_BLOCK,
                                               max(min(tol, math.sqrt(allowed * eig_gap)), 1e-11 * scale))
             t_eig += time.perf_counter() - t1
             if lam_refined < lam_y:
