@@ -27,7 +27,7 @@ from alm_bench.conic.solvers.mixing import MixingMethod
 from conftest import DATA, run_loop
 
 # SDPLIB's values in the file's (maximisation) convention; truss1's to the digits SDPLIB prints.
-TRUSS1, THETA1, MCP100, TRUSS4 = -8.999996, 23.0, 226.157351, -9.009996
+TRUSS1, THETA1, MCP100, TRUSS4, CONTROL1 = -8.999996, 23.0, 226.157351, -9.009996, 17.78463
 
 
 def dense(problem: SDPAProblem, k: int) -> np.ndarray:
@@ -248,10 +248,12 @@ def test_dense_oracle_gives_the_smallest_eigenpairs_of_the_psd_blocks() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, value, tol", [("theta1", THETA1, 1e-6), ("mcp100", MCP100, 5e-7)])
+@pytest.mark.parametrize("name, value, tol", [("theta1", THETA1, 1e-6), ("mcp100", MCP100, 5e-7),
+                                              ("control1", CONTROL1, 1e-6)])
 def test_bala_sdplib_classes_to_1e6(tmp_path: Path, name: str, value: float, tol: float) -> None:
-    """Lovasz theta and Max-Cut (SDPA form) to max eps <= 1e-6 with BALA's defaults; the bound to 1e-6 relative
-    (mcp100 at 5e-7: eps_g is relative to |<C, X>| + |<b, y>|, about twice the value)."""
+    """Lovasz theta, Max-Cut (SDPA form) and control (two PSD blocks, a trace bound only from the LP's dominant
+    combination) to max eps <= 1e-6 with BALA's defaults; the bound to 1e-6 relative of SDPLIB's value (mcp100 at
+    5e-7: eps_g is relative to |<C, X>| + |<b, y>|, about twice the value)."""
     summary, _ = run_loop(SDPAProblem(str(DATA / f"{name}.dat-s"), tol=tol), BALA(), tmp_path)
     assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
     assert abs(summary["sdp_bound"] - value) <= 1e-6 * abs(value)
