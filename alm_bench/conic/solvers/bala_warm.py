@@ -26,12 +26,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from alm_bench.conic.problems import ConicSDP, factor_rank
-from alm_bench.conic.solvers.mixing import sweep_kernel
+from alm_bench.conic.solvers.mixing import random_factor, sweep_kernel, sweep_operands
 from alm_bench.errors import UserError
 
 # Singular values of V whose square is below this fraction of the largest go to the aggregate, not the bundle:
@@ -58,16 +57,6 @@ class PrimalPhase:
     seconds: float
 
 
-def sweep_operands(problem: ConicSDP) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """C without its diagonal as int64 CSR arrays (the compiled sweep's one signature), and diag(C)."""
-    c = problem.c_op.matrix.tocsr()
-    off = c - sp.diags(c.diagonal())
-    off.eliminate_zeros()
-    off.sort_indices()
-    return (off.indptr.astype(np.int64), off.indices.astype(np.int64), np.ascontiguousarray(off.data),
-            np.ascontiguousarray(c.diagonal(), dtype=np.float64))
-
-
 def primal_phase(problem: ConicSDP, tol: float, max_sweeps: int, seed: int, max_bundle: int) -> PrimalPhase:
     """Mixing sweeps from a random V until the sweeps' decrease, extrapolated at its observed linear rate, says
     the objective is within `tol` (relative, as eps_g) of the factorised optimum, or `max_sweeps`."""
@@ -77,8 +66,7 @@ def primal_phase(problem: ConicSDP, tol: float, max_sweeps: int, seed: int, max_
     b = problem.b_np
     radius = np.sqrt(np.clip(b, 0, None))
     rank = factor_rank(problem.m, problem.n)
-    v = np.random.default_rng(seed).standard_normal((problem.n, rank))
-    v *= (radius / np.linalg.norm(v, axis=1))[:, None]
+    v = random_factor(problem.n, rank, radius, seed)
     sweep = sweep_kernel()
     g, y_sweep = np.empty(rank), np.empty(problem.n)
     c = problem.c_op.matrix.tocsr()

@@ -128,17 +128,30 @@ def _sweep(indptr, indices, data, v, radius, g, y, c_diag):   # compiled by swee
     return decrease
 
 
+def sweep_operands(problem: ConicSDP) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """C without its diagonal as int64 CSR arrays (the compiled sweep's one signature), and diag(C)."""
+    c = problem.c_op.matrix.tocsr()
+    off = c - sp.diags(c.diagonal())
+    off.eliminate_zeros()
+    off.sort_indices()
+    return (off.indptr.astype(np.int64), off.indices.astype(np.int64), np.ascontiguousarray(off.data),
+            np.ascontiguousarray(c.diagonal(), dtype=np.float64))
+
+
+def random_factor(n: int, rank: int, radius: np.ndarray, seed: int) -> np.ndarray:
+    """A Gaussian n x rank factor with its rows scaled to norm `radius` (diag(V V^T) = b): the sweeps' start."""
+    v = np.random.default_rng(seed).standard_normal((n, rank))
+    v *= (radius / np.linalg.norm(v, axis=1))[:, None]
+    return v
+
+
 def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     if not problem.has_diagonal_constraints():
         raise UserError(f"controller=mixing solves SDPs whose constraints are diag(X) = b (Max-Cut); "
                         f"{problem.source} has other constraints")
     problem.to(torch.device("cpu"))
     c = problem.c_op.matrix.tocsr()
-    off = c - sp.diags(c.diagonal())
-    off.eliminate_zeros()
-    off.sort_indices()
-    indptr, indices = off.indptr.astype(np.int64), off.indices.astype(np.int64)   # the one compiled signature
-    c_diag = np.ascontiguousarray(c.diagonal(), dtype=np.float64)
+    indptr, indices, off_data, c_diag = sweep_operands(problem)
     b, gamma, tol = problem.b_np, problem.gamma, problem.tol
     radius = np.sqrt(np.clip(b, 0, None))
     safe_b = np.where(b != 0, b, 1.0)
@@ -153,8 +166,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
         basis = start["basis"].numpy().copy()
         objective, previous, claims, eig_gap = (start[k] for k in ("objective", "previous", "claims", "eig_gap"))
     else:
-        v = np.random.default_rng(ctx.seed).standard_normal((problem.n, rank))
-        v *= (radius / np.linalg.norm(v, axis=1))[:, None]
+        v = random_factor(problem.n, rank, radius, ctx.seed)
         basis, objective, previous, claims = None, float(((c @ v) * v).sum()), math.inf, 0
         eig_gap = 0.0
     basis_c = None if basis is None else basis.T @ (c @ basis)
@@ -201,7 +213,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
         t0 = time.perf_counter()
         oracle_s, eig_iters, swept = 0.0, 0, 0
         while True:
-            decrease = sweep(indptr, indices, off.data, v, radius, g, y_sweep, c_diag)
+            decrease = sweep(indptr, indices, off_data, v, radius, g, y_sweep, c_diag)
             ctl.state.sweeps += 1
             swept += 1
             objective -= decrease
