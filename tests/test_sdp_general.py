@@ -17,11 +17,11 @@ import torch
 
 from alm_bench import checkpoint
 from alm_bench.conic.certificate import _face_sizes, repair
+from alm_bench.conic.eigen import dense_eigenpairs
 from alm_bench.conic.problems import SDPAProblem
 from alm_bench.conic.readers.sdpa import read_sdpa, write_sdpa
 from alm_bench.conic.solvers.bala import BALA, far_null
 from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
-from alm_bench.conic.solvers.bala_loop import dense_eigenpairs
 from alm_bench.conic.solvers.bala_subproblem import SvecMaps, solve_subproblem_np
 from alm_bench.conic.solvers.mixing import MixingMethod
 from conftest import DATA, run_loop

@@ -13,11 +13,10 @@ import time
 from typing import Iterator
 
 import numpy as np
-import scipy.linalg
 import torch
 from torch import Tensor
 
-from alm_bench.conic.eigen import BlockLOBPCG, EigResult, lowest_eigenvector
+from alm_bench.conic.eigen import BlockLOBPCG, dense_eigenpairs, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP, relative_gap
@@ -77,15 +76,6 @@ def claimable_objective(problem: ConicSDP, factor: Tensor, objective: float) -> 
 # A face constraint's multiplier starts where its term in the slack has norm FACE_WEIGHT times the slack's
 # Gershgorin scale (gpp100: y_J = -1e4 scale / n converged in 50 iterations, -100 in 32; 0 never).
 FACE_WEIGHT = 1e4
-
-
-def dense_eigenpairs(slack, wanted: int, block_size: int) -> EigResult:
-    """The `block_size` smallest eigenpairs of the slack by a dense eigh (LAPACK's subset driver): exact where
-    LOBPCG met only its tolerance, and cheaper at these orders."""
-    k = min(block_size, slack.n)
-    values, vectors = scipy.linalg.eigh(slack.scipy().toarray(), subset_by_index=[0, k - 1], driver="evr")
-    return EigResult(torch.from_numpy(values[:wanted]), torch.from_numpy(np.ascontiguousarray(vectors[:, :wanted])),
-                     0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 
 
 def adapted_gamma(gamma: float, trace_w: float, floor: float, cap: float) -> float:
