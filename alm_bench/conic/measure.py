@@ -82,11 +82,10 @@ def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float,
     (T may be loose) y itself is also offered, with eps_d the norm of the negative part of C - A^*(y)
     (computed up to DENSE_LIMIT); the metrics take the better of the two."""
     by = float(problem.b @ y)
-    bound = problem.dual_bound(y, lambda_min)
-    if certifier is not None:
-        bound = max(bound, certifier.bound(y, lambda_min))
+    shifted = problem.dual_bound(y, lambda_min)
+    bound = shifted if certifier is None else max(shifted, certifier.bound(y, lambda_min))
     if problem.trace is not None:
-        options = [(problem.dual_bound(y, lambda_min), 0.0)]
+        options = [(shifted, 0.0)]
         if problem.trace.exact or problem.n > DENSE_LIMIT:
             return options, bound
     else:
@@ -96,6 +95,13 @@ def dual_objective(problem: ConicSDP, y: torch.Tensor, lambda_min: float,
     values = np.linalg.eigvalsh(problem.slack(y).scipy().toarray())
     negative = float(np.sqrt((np.minimum(values, 0.0) ** 2).sum()))
     return options + [(by, negative / (1 + problem.c_norm))], bound
+
+
+def certified_bound_at(problem: ConicSDP, y: torch.Tensor, certifier: DualCertifier | None) -> float:
+    """The bound at y with a reliable lambda_min: the trace certificate's, or the dual certifier's if better."""
+    lam = certified_lambda_min(problem.slack(y))
+    bound = problem.dual_bound(y, lam)
+    return bound if certifier is None else max(bound, certifier.bound(y, lam))
 
 
 def primal_candidates(problem: ConicSDP, it: ConicIterate) -> list[tuple[str, float, torch.Tensor]]:
@@ -292,20 +298,13 @@ def _run(problem: ConicSDP, controller: Any, trackers: Trackers, ctx: RunContext
         t0 = time.perf_counter()
         # best_y has the best bound by the solver's own eigenvalues, which can be optimistic: a bound that a
         # confirmation certified during the run may be the better one.
-        certified = confirmed_bound
-        if best_y is not None:
-            lam = certified_lambda_min(problem.slack(best_y))
-            certified = max(certified, problem.dual_bound(best_y, lam))
-            if certifier is not None:
-                certified = max(certified, certifier.bound(best_y, lam))
-        if last_y is not None and (best_y is None or not torch.equal(last_y, best_y)):
-            # best_y is best by the solver's own (Ritz) eigenvalues, which early on can be far too optimistic:
-            # a run that never confirmed a claim (mcp500-1 at its time limit) then reported a bound 2.3% off
-            # while its last point's certified bound was within 1e-4.
-            lam = certified_lambda_min(problem.slack(last_y))
-            certified = max(certified, problem.dual_bound(last_y, lam))
-            if certifier is not None:
-                certified = max(certified, certifier.bound(last_y, lam))
+        # The last point too: best_y is best by the solver's own (Ritz) eigenvalues, which early on can be far too
+        # optimistic (mcp500-1 at its time limit, never confirmed, reported a bound 2.3% off while its last
+        # point's certified bound was within 1e-4).
+        points = [y for y in (best_y, last_y) if y is not None]
+        if len(points) == 2 and torch.equal(*points):
+            points = points[:1]
+        certified = max([confirmed_bound, *(certified_bound_at(problem, y, certifier) for y in points)])
         if certifier is not None and last_y is not None:   # an exactly feasible point near the last dual point
             certified = max(certified, certifier.certify(last_y))
         summary.update(sdp_bound=problem.report_value(certified) if math.isfinite(certified) else None,
