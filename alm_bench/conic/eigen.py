@@ -55,6 +55,10 @@ class EigResult:
     next_value: float     # the first Ritz value after the wanted ones
     last_value: float = float("nan")  # the block's largest Ritz value: lambda_1's error is ~ residual^2 / (this - lambda_1)
 
+    def spread(self, scale: float) -> float:
+        """last_value - lambda_1, at least 1e-12 scale: the gap that lambda_1's error residual^2 / gap divides by."""
+        return max(self.last_value - float(self.values[0]), 1e-12 * scale)
+
 
 def _mm(a: Tensor, b: Tensor) -> Tensor:
     """a @ b. On the CPU through numpy: its OpenBLAS ran these thin float64 products 1.6x faster than torch's

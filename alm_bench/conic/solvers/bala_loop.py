@@ -152,7 +152,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             # small share of the duality gap left, <C, V V^T> - (-g(y)).
             found, lam_y = eigenpairs(problem.slack(y), phase.basis.shape[1] + r_c + EXTRA_BLOCK, tol)
             eig_iters += found.iterations
-            eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+            eig_gap = found.spread(scale)
             duality_gap = max(phase.objective + dual_function(y, lam_y), 0.0)
             tol = max(min(tol, math.sqrt(0.1 * ctl.beta * duality_gap * eig_gap / gamma)), 1e-11 * scale)
         ctl.next_rank(phase.basis.shape[1])
@@ -192,7 +192,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                                                                         device=device)
         found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
-        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+        eig_gap = found.spread(scale)
         basis = found.vectors
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
@@ -269,7 +269,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         t1 = time.perf_counter()
         found, lam_z = eigenpairs(slack, s.r_p + r_c + EXTRA_BLOCK, tol)
         t_eig = time.perf_counter() - t1
-        eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+        eig_gap = found.spread(scale)
         g_z = dual_function(z, lam_z)
         descent = descent_test(g_z, g_y, g_model_z, ctl.beta)
         cut_error = math.nan

@@ -204,7 +204,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
             found = oracle(problem.slack(torch.from_numpy(y)), 1, REFRESH_BLOCK, max(residual_tol, 1e-11) * scale,
                            fallback=False)
             iterations += found.iterations
-            eig_gap = max(found.last_value - float(found.values[0]), 1e-12 * scale)
+            eig_gap = found.spread(scale)
         basis = np.linalg.qr(oracle.block.numpy()[:, :ESTIMATE_COLUMNS])[0]
         basis_c = basis.T @ (c @ basis)
         return iterations
