@@ -210,7 +210,7 @@ def test_interior_point_subproblem_reaches_the_fista_optimum() -> None:
 
         long_run, *_ = solve_subproblem_np(gram, q, rho, gamma, r, True, np.zeros(d), residual_sq, 1e-4, 200000,
                                            interior_fallback=False)
-        x, steps, gap = solve_subproblem_interior(rho * gram, q, rho, gamma, r, True, np.zeros(d), residual_sq,
+        x, steps, gap = solve_subproblem_interior(rho * gram, q, rho, gamma, maps, True, np.zeros(d), residual_sq,
                                                   1e-4, fw_gap, factor=a)
         assert steps <= 60 and gap <= 1e-6
         assert f(x) <= f(long_run) + 1e-6 * (1 + abs(f(long_run)))

@@ -274,6 +274,27 @@ def dense_eigenpairs(slack: CSROperator, wanted: int, block_size: int) -> EigRes
                      0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 
 
+def block_dense_eigenpairs(slack: CSROperator, ranges: list[tuple[int, int]], wanted: int,
+                           block_size: int) -> EigResult:
+    """`dense_eigenpairs` on a block-diagonal slack: each block's own eigh (sum of n_b^3, not n^3), then the
+    `block_size` smallest eigenpairs of all blocks, the `wanted` first returned; every vector lies inside one
+    block. An eigh of the whole matrix mixes blocks wherever two share an eigenvalue (truss4's do), and a
+    bundle column across blocks wastes rank (bala_blocks.py)."""
+    matrix = slack.scipy().tocsr()
+    values, vectors = [], []
+    for lo, hi in ranges:
+        w, v = scipy.linalg.eigh(matrix[lo:hi, lo:hi].toarray())
+        full = np.zeros((slack.n, hi - lo))
+        full[lo:hi] = v
+        values.append(w), vectors.append(full)
+    values, vectors = np.concatenate(values), np.concatenate(vectors, axis=1)
+    k = min(block_size, values.size)
+    order = np.argsort(values, kind="stable")[:k]
+    values, vectors = values[order], vectors[:, order]
+    return EigResult(torch.from_numpy(values[:wanted]), torch.from_numpy(np.ascontiguousarray(vectors[:, :wanted])),
+                     0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
+
+
 def smallest_eigenpairs(slack: CSROperator, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The k smallest eigenpairs by a reliable method: dense LAPACK up to DENSE_LIMIT, else ARPACK."""
     k = min(k, slack.n)

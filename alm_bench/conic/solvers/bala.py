@@ -162,11 +162,11 @@ class BALA(StateDictMixin):
         if changed:
             s.descent_streak = s.null_streak = 0
 
-    def next_rank(self, rank_s: int) -> int:
-        """r_p <- max(r_p_min, rank(S) + 2), shrinking by at most 1 per iteration, at most r_p_max: r_p below
-        rank(X*) + 1 stalls, and a bundle that shrinks fast forgets directions it needs again."""
+    def next_rank(self, rank_s: int, cap: int | None = None) -> int:
+        """r_p <- max(r_p_min, rank(S) + 2), shrinking by at most 1 per iteration, at most `cap` (r_p_max unless
+        given): r_p below rank(X*) + 1 stalls, and a bundle that shrinks fast forgets directions it needs again."""
         s = self.state
-        s.r_p = min(self.r_p_max, max(self.r_p_min, rank_s + 2, s.r_p - 1))
+        s.r_p = min(self.r_p_max if cap is None else cap, max(self.r_p_min, rank_s + 2, s.r_p - 1))
         return s.r_p
 
     def metrics(self) -> dict[str, float]:

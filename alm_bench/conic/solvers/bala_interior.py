@@ -29,12 +29,13 @@ MAX_NEWTON = 200
 
 
 def _barrier_hessian_s(w: np.ndarray, maps: SvecMaps) -> np.ndarray:
-    a, b = np.triu_indices(maps.r)
+    a, b = maps.a, maps.b   # W = S^{-1} is block-diagonal with S: its rows for the pairs S has are these
     alpha = np.where(a == b, 0.5, 1.0 / math.sqrt(2.0))
     return 2.0 * np.outer(alpha, alpha) * (w[np.ix_(a, a)] * w[np.ix_(b, b)] + w[np.ix_(a, b)] * w[np.ix_(b, a)])
 
 
-def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma: float, r: int, use_eta: bool,
+def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma: float, maps: SvecMaps,
+                              use_eta: bool,
                               x0: np.ndarray, residual_sq, kappa: float, fw_gap, factor: np.ndarray | None = None,
                               capped: bool = True, max_newton: int = MAX_NEWTON,
                               n_lp: int = 0) -> tuple[np.ndarray, int, float]:
@@ -45,10 +46,10 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     the solution with a zero multiplier, its barrier term grew like 1 / sigma^2 with sigma -> 0, and Newton's
     system lost all precision (no descent direction at a Frank-Wolfe gap 10x the rule). The penalty then holds
     the trace, and the point returned is scaled into the cap. The last `n_lp` entries of x are the diagonal
-    (LP) blocks' entries, each with its log barrier."""
-    maps = SvecMaps(r)
+    (LP) blocks' entries, each with its log barrier. `maps`: S's coordinates (bala_subproblem.SvecMaps)."""
+    r = maps.r
     d = hess.shape[0]
-    ds = r * (r + 1) // 2
+    ds = maps.size
     s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
     free = np.arange(d) if use_eta else np.arange(1, d)
     trace_row = np.zeros(d)
@@ -139,7 +140,7 @@ def _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, ma
     low rank, else a Cholesky factor), apply(v) = K v, for iterative refinement. Components outside `free`
     (eta when it is not a variable) stay 0."""
     d = hess.shape[0]
-    ds = maps.r * (maps.r + 1) // 2
+    ds = maps.size
     s_part, lp = slice(1, 1 + ds), slice(1 + ds, d)
 
     def apply(v: np.ndarray) -> np.ndarray:
@@ -245,11 +246,15 @@ def _purified(x: np.ndarray, grad: np.ndarray, tau: float, maps: SvecMaps, gamma
     part of the cone and are set to zero, so that rank(S) is the solution's (the bundle keeps rank(S) + 2
     directions; the barrier's full rank made it grow to its cap)."""
     sigma = max(gamma - float(trace_row @ x), 1e-300)
-    s_part = slice(1, 1 + maps.r * (maps.r + 1) // 2)
-    lam, vec = np.linalg.eigh(maps.smat(x[s_part]))
+    s_part = slice(1, 1 + maps.size)
+    if maps.blocks is None:
+        lam, vec = np.linalg.eigh(maps.smat(x[s_part]))
+        share = lam / max(float(lam[-1]), 1e-300)
+    else:   # the primal share within each block (ranked_eigh)
+        lam, vec, share = maps.ranked_eigh(maps.smat(x[s_part]).copy())
     dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[s_part]).copy(), vec) + tau / sigma
-    top, top_dual = max(float(lam[-1]), 1e-300), max(float(np.abs(dual).max()), 1e-300)
-    lam = np.where(lam / top > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
+    top, top_dual = max(float(lam.max()), 1e-300), max(float(np.abs(dual).max()), 1e-300)
+    lam = np.where(share > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
     out = x.copy()
     out[s_part] = maps.svec((vec * lam) @ vec.T)
     eta_dual = grad[0] + tau / sigma
@@ -262,7 +267,10 @@ def _face_ranks(x: np.ndarray, maps: SvecMaps, candidates: int = 3) -> list[int]
     """Guesses of rank(S) at the solution from an interior point, whose eigenvalues off the face are small but
     not 0 (of the order of tau over their dual slack): the cuts at the largest ratios between consecutive
     eigenvalues (theta1: 7 at a ratio 40, 10 at a ratio 760)."""
-    lam = np.sort(np.linalg.eigvalsh(maps.smat(x[1:]).copy()))[::-1]
+    if maps.blocks is None:
+        lam = np.sort(np.linalg.eigvalsh(maps.smat(x[1:]).copy()))[::-1]
+    else:   # by each eigenvalue's share of its block's largest (ranked_eigh), the order _polish_on_face cuts
+        lam = maps.ranked_eigh(maps.smat(x[1:]).copy())[2][::-1]
     lam = lam[lam > 1e-14 * max(float(lam[0]), 1e-300)]
     if lam.size <= 1:
         return [lam.size] if lam.size else []
@@ -278,19 +286,26 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
     cap is active. One small linear (KKT) system; the barrier's last digits, which round-off limits once
     rho |A|^2 dwarfs tau (control1 at rho = 3e4: a Frank-Wolfe gap stuck at the predicted decrease), are not
     needed. None where the face's point leaves the set (T not PSD, eta < 0, trace above the cap)."""
-    lam, vec = np.linalg.eigh(maps.smat(x[1:]).copy())
-    top = max(float(lam[-1]), float(x[0]) if use_eta else 0.0, 1e-300)
+    lam, vec, _ = maps.ranked_eigh(maps.smat(x[1:]).copy())
+    top = max(float(lam.max()), float(x[0]) if use_eta else 0.0, 1e-300)
     q_face = vec[:, vec.shape[1] - rank:]
     k = q_face.shape[1]
     if k == 0:
         return None
-    sub = SvecMaps(k)
-    a, b = np.triu_indices(k)
-    basis = np.zeros((sub.inv_weight.size, k, k))
-    basis[np.arange(a.size), a, b] = sub.inv_weight
-    basis[np.arange(a.size), b, a] = sub.inv_weight
-    lifted = np.matmul(np.matmul(q_face, basis), q_face.T)          # Q E_p Q^T for each basis matrix E_p
-    columns = [maps.svec(m_).copy() for m_ in lifted]
+    # Where S is block-diagonal its face is too: T only within blocks (truss2: 40 face vectors gave an 820 x 820
+    # least-squares system, 0.17 s, where the blocks' own pairs number ~60).
+    sub = SvecMaps(k, None if maps.blocks is None else maps.blocks[np.abs(q_face).argmax(axis=0)])
+    a, b = sub.a, sub.b
+    if maps.blocks is None:
+        basis = np.zeros((sub.size, k, k))
+        basis[np.arange(a.size), a, b] = sub.inv_weight
+        basis[np.arange(a.size), b, a] = sub.inv_weight
+        lifted = np.matmul(np.matmul(q_face, basis), q_face.T)          # Q E_p Q^T for each basis matrix E_p
+        columns = [maps.svec(m_).copy() for m_ in lifted]
+    else:   # the same columns entry by entry: Q E_p Q^T has sum_p k_b^2 r^2 entries, mostly across blocks
+        qa, qb = q_face[maps.a], q_face[maps.b]
+        half = np.where(a == b, 0.5, 1.0) * sub.inv_weight
+        columns = ((qa[:, a] * qb[:, b] + qa[:, b] * qb[:, a]) * half * maps.weight[:, None]).T
     d = hess.shape[0]
     free_eta = use_eta and x[0] > 1e-6 * top
     p = np.zeros((d, len(columns) + (1 if free_eta else 0)))
@@ -317,7 +332,16 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
 
 def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, x_lp: np.ndarray, maps: SvecMaps) -> np.ndarray:
     """B0^{-1} applied to each row (k x d): (eta^2 v_0, svec(S smat(v) S), x_lp^2 v_lp), batched."""
-    a, b = np.triu_indices(maps.r)
+    if maps.groups is not None:   # S block-diagonal: the products block by block, stacked per order
+        ds = maps.size
+        out = np.empty_like(rows)
+        out[:, 0] = eta * eta * rows[:, 0]
+        s_blocks = maps.blocks_of(s)
+        maps.unstack([np.matmul(np.matmul(sb, m), sb) for sb, m in zip(s_blocks, maps.stack(rows[:, 1:1 + ds]))],
+                     out[:, 1:1 + ds])
+        out[:, 1 + ds:] = rows[:, 1 + ds:] * x_lp ** 2
+        return out
+    a, b = maps.a, maps.b
     ds = a.size
     mats = np.zeros((rows.shape[0], maps.r, maps.r))
     half = rows[:, 1:1 + ds] * maps.inv_weight
@@ -339,7 +363,7 @@ def _cholesky(s: np.ndarray) -> tuple[np.ndarray, bool]:
 def _inside(x0: np.ndarray, maps: SvecMaps, gamma: float, use_eta: bool) -> np.ndarray:
     """x0 with S's eigenvalues and the LP entries clipped at 0 and the trace scaled into the cap (a point of the
     closed set)."""
-    ds = maps.r * (maps.r + 1) // 2
+    ds = maps.size
     lam, vec = np.linalg.eigh(maps.smat(x0[1:1 + ds]))
     lam = np.maximum(lam, 0.0)
     x_lp = np.maximum(x0[1 + ds:], 0.0)

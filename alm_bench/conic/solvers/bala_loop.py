@@ -16,11 +16,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from alm_bench.conic.eigen import BlockLOBPCG, dense_eigenpairs, lowest_eigenvector
+from alm_bench.conic.eigen import BlockLOBPCG, block_dense_eigenpairs, dense_eigenpairs, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.problems import ConicSDP, relative_gap
 from alm_bench.conic.solvers.bala import BALA, descent_test, far_null, new_vectors
+from alm_bench.conic.solvers.bala_blocks import (block_eigh, block_ranked, column_blocks, extend_basis_blocks,
+                                                 psd_block_ranges, row_blocks)
 from alm_bench.conic.solvers.bala_warm import primal_phase, start_state, warm_start_applies
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
@@ -121,6 +123,16 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     scale = problem.slack(problem.initial_dual()).gershgorin()
 
     n_lp = int(problem.lp_index.size)
+    # Several PSD blocks: every bundle column inside one block and S block-diagonal (bala_blocks.py).
+    ranges = psd_block_ranges(problem.block_sizes)
+    rows = row_blocks(n, ranges) if len(ranges) > 1 else None
+    blocks_of = (lambda p: column_blocks(p, rows)) if rows is not None else (lambda p: None)  # noqa: E731
+    # r_p_max caps the bundle of one large block; with several blocks it caps each (truss5: 33 blocks of order 10
+    # where X* has rank 6-7 in each, 226 in all, and 40 columns stalled at eps 0.4).
+    rank_cap = None if rows is None else sum(min(hi - lo, ctl.r_p_max) for lo, hi in ranges)
+
+    def extended(kept: Tensor, new: Tensor) -> Tensor:
+        return extend_basis(kept, new) if rows is None else extend_basis_blocks(kept, new, rows, extend_basis)
     if n_lp:   # the diagonal (LP) blocks' entries are subproblem variables of their own, not bundle directions
         a_lp, c_lp = problem.lp_columns()
         lp_rows = torch.as_tensor(problem.lp_index, device=device)
@@ -129,6 +141,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         """The oracle: LOBPCG over the PSD blocks (the LP coordinates moved above the spectrum) and the LP
         blocks' smallest diagonal entry; returns the eigen-result and lambda_min over all blocks."""
         slack, lp_min = problem.psd_slack(slack)
+        if numpy_kernels and rows is not None and max(hi - lo for lo, hi in ranges) <= DENSE_ORACLE_ORDER:
+            found = block_dense_eigenpairs(slack, ranges, r_c, block_size)
+            return found, min(float(found.values[0]), lp_min)
         if numpy_kernels and n <= DENSE_ORACLE_ORDER:
             found = dense_eigenpairs(slack, r_c, block_size)
             return found, min(float(found.values[0]), lp_min)
@@ -193,11 +208,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = found.spread(scale)
-        basis = found.vectors
+        basis = found.vectors if rows is None else extended(found.vectors[:, :0], found.vectors)
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
-        warm = torch.zeros(1 + basis.shape[1] * (basis.shape[1] + 1) // 2 + n_lp, dtype=torch.float64,
-                           device=device)
+        warm = torch.zeros(1 + svec_indices(basis.shape[1], device, blocks_of(basis))[0].numel() + n_lp,
+                           dtype=torch.float64, device=device)
 
     fista_budget = ctl.subproblem_max_iter
     claim_checked = False   # the center's lambda refined for a claim (below)
@@ -206,13 +221,15 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         t0 = time.perf_counter()
         s = ctl.state
         r = basis.shape[1]
-        idx = svec_indices(r, device)
+        col_blocks = blocks_of(basis)
+        idx = svec_indices(r, device, col_blocks)
         if numpy_kernels and problem.has_diagonal_constraints():
             a_sub = torch.from_numpy(diagonal_constraint_matrix(basis.numpy(), agg_a.numpy()))
         else:
-            gram_full = problem.constraint_gram(basis)
-            a_sub = torch.cat([agg_a[:, None], gram_full[:, idx[0], idx[1]] * idx[2]], dim=1)
-        ds = r * (r + 1) // 2
+            pairs = (problem.constraint_gram(basis)[:, idx[0], idx[1]] if rows is None
+                     else problem.constraint_gram_pairs(basis, idx[0], idx[1]))
+            a_sub = torch.cat([agg_a[:, None], pairs * idx[2]], dim=1)
+        ds = idx[0].numel()
         m_svec = a_sub[:, 1:1 + ds]
         c_basis = basis.T @ problem.c_mm(basis)
         c_vec = torch.cat([c_basis.new_tensor([agg_c]), svec(c_basis, idx)])
@@ -235,7 +252,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                                                                    fista_budget, factor=a_np,
                                                                    interior_fallback=ctl.subproblem_interior,
                                                                    capped=problem.gamma_adaptive or not trace_fixed,
-                                                                   n_lp=n_lp)
+                                                                   n_lp=n_lp, column_blocks=col_blocks)
             # Where FISTA needed the interior-point method, the next subproblem (a nearby one) will too: it
             # then gets only a short FISTA start.
             fista_budget = INTERIOR_FISTA_BUDGET if newton else ctl.subproblem_max_iter
@@ -296,11 +313,15 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                 # The model's points all lie in the new Omega (the subproblem caps eta + tr S by gamma), so it
                 # stays a lower approximation of the new g; only the center's value changes (lambda_min known).
                 g_y = dual_function(y, lam_y)
-        lam_s, vec_s = torch.linalg.eigh(smat(x_small[1:1 + ds], r, idx))
+        s_matrix = smat(x_small[1:1 + ds], r, idx)
+        lam_s, vec_s = torch.linalg.eigh(s_matrix) if rows is None else block_eigh(s_matrix, col_blocks)
         lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
         relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
-        rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
-        keep = min(ctl.next_rank(rank_s), r)
+        if rows is None:
+            rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
+        else:
+            lam_s, vec_s, rank_s = block_ranked(lam_s, vec_s, col_blocks, relative)
+        keep = min(ctl.next_rank(rank_s, rank_cap), r)
         lam_keep = lam_s[:keep]
         folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
         weight = eta + float(lam_s[keep:].sum())
@@ -322,11 +343,12 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             lp_factor = torch.zeros(n, on.numel(), dtype=torch.float64, device=device)
             lp_factor[lp_rows[on], torch.arange(on.numel(), device=device)] = x_lp[on].sqrt()
             factor = torch.cat([factor, lp_factor], dim=1)
-        basis = extend_basis(kept, found.vectors)
+        basis = extended(kept, found.vectors)
         r_new = basis.shape[1]
         warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)
         warm_s[:keep, :keep] = torch.diag(lam_keep)
-        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device)), x_lp])
+        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device, blocks_of(basis))),
+                          x_lp])
 
         if descent:
             claim_checked = False

@@ -33,10 +33,26 @@ def capped_simplex_projection(v: Tensor, cap: float) -> Tensor:
     return (v - tau).clamp(min=0)
 
 
-def svec_indices(r: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """Upper-triangle indices (a <= b) and the svec weights (1 on the diagonal, sqrt 2 off it), which make
-    <S, T> = svec(S) . svec(T)."""
-    a, b = torch.triu_indices(r, r, device=device)
+def block_pairs(r: int, column_blocks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The upper-triangle pairs (a <= b) of S's coordinates. With `column_blocks` (the PSD block each bundle
+    column lies in) only pairs inside one block: p_a p_b^T across two blocks is invisible to block-diagonal
+    A_k and C, so S is block-diagonal and the subproblem has sum_b r_b (r_b + 1) / 2 coordinates, not
+    r (r + 1) / 2 (truss5: 33 blocks of order 10)."""
+    a, b = np.triu_indices(r)
+    if column_blocks is None:
+        return a, b
+    same = column_blocks[a] == column_blocks[b]
+    return a[same], b[same]
+
+
+def svec_indices(r: int, device: torch.device,
+                 column_blocks: np.ndarray | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Upper-triangle indices (a <= b; within one block where `column_blocks` is given: `block_pairs`) and the
+    svec weights (1 on the diagonal, sqrt 2 off it), which make <S, T> = svec(S) . svec(T)."""
+    if column_blocks is None:
+        a, b = torch.triu_indices(r, r, device=device)
+    else:
+        a, b = (torch.from_numpy(v).to(device) for v in block_pairs(r, column_blocks))
     # Built in float64 from the start: torch.where on Python scalars gives float32, whose sqrt 2 is off by
     # 2e-8 relative; that made the svec inner product inexact and the model disagree with g at the 1e-9
     # level (a stall in null steps near eps 1e-5).
@@ -74,7 +90,7 @@ class Subproblem:
     n_lp: int = 0
 
     def project(self, x: Tensor) -> Tensor:
-        ds = self.r * (self.r + 1) // 2
+        ds = self.idx[0].numel()
         s = smat(x[1:1 + ds], self.r, self.idx)
         lam, q = torch.linalg.eigh(s)
         head = x[:1] if self.use_eta else x[:0]
@@ -88,7 +104,7 @@ class Subproblem:
 
     def frank_wolfe_gap(self, x: Tensor, grad: Tensor) -> float:
         """grad^T x - min_{feasible u} grad^T u: the subproblem's certified suboptimality."""
-        ds = self.r * (self.r + 1) // 2
+        ds = self.idx[0].numel()
         lam_min = float(torch.linalg.eigvalsh(smat(grad[1:1 + ds], self.r, self.idx))[0])
         candidates = [0.0, lam_min] + ([float(grad[0])] if self.use_eta else [])
         if self.n_lp:
@@ -156,25 +172,84 @@ def capped_simplex_projection_np(v: np.ndarray, cap: float) -> np.ndarray:
 
 
 class SvecMaps:
-    """Index maps between svec (upper triangle, sqrt 2 off the diagonal) and a flat r x r matrix. FISTA calls
-    them on every iteration, so smat fills a preallocated buffer: its result is a view that the next call
+    """Index maps between svec (upper triangle, sqrt 2 off the diagonal; only the pairs inside one block where
+    `column_blocks` is given, `block_pairs`) and a flat r x r matrix, 0 outside those pairs. FISTA calls them
+    on every iteration, so smat fills a preallocated buffer: its result is a view that the next call
     overwrites (every caller uses it at once)."""
 
-    def __init__(self, r: int) -> None:
-        a, b = np.triu_indices(r)
-        self.r = r
+    def __init__(self, r: int, column_blocks: np.ndarray | None = None) -> None:
+        a, b = block_pairs(r, column_blocks)
+        self.r, self.a, self.b, self.size, self.blocks = r, a, b, a.size, column_blocks
         self.weight = np.where(a == b, 1.0, math.sqrt(2.0))
         self.inv_weight = 1.0 / self.weight
         self.tri = a * r + b                      # flat positions of the upper triangle
-        full = np.empty((r, r), dtype=np.int64)
+        full = np.full((r, r), a.size, dtype=np.int64)   # a.size: the zero past the end (pairs across blocks)
         full[a, b] = np.arange(a.size)
         full[b, a] = np.arange(a.size)
         self.full = full.ravel()                  # svec position of every flat entry
-        self._scaled, self._flat = np.empty(a.size), np.empty(r * r)
+        self._scaled, self._flat = np.zeros(a.size + 1), np.empty(r * r)
+        self.groups = None if column_blocks is None else self._groups(column_blocks)
+
+    def _groups(self, column_blocks: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                               np.ndarray]]:
+        """The blocks of S stacked by their order k, for batched numpy calls (one per distinct k, not one per
+        block): (columns (nb, k), local pairs la, lb, their svec positions (nb, pairs), weights (pairs,))."""
+        by_size: dict[int, list[np.ndarray]] = {}
+        for block in np.unique(column_blocks):
+            on = np.flatnonzero(column_blocks == block)
+            by_size.setdefault(on.size, []).append(on)
+        groups = []
+        for k, members in sorted(by_size.items()):
+            cols = np.array(members)
+            la, lb = np.triu_indices(k)
+            groups.append((cols, la, lb, self.full[cols[:, la] * self.r + cols[:, lb]],
+                           np.where(la == lb, 1.0, math.sqrt(2.0))))
+        return groups
+
+    def stack(self, x: np.ndarray) -> list[np.ndarray]:
+        """S's blocks from its coordinates x, stacked per order: [(nb, k, k), ...] (batched over a leading axis
+        of x too, if it has one)."""
+        out = []
+        for cols, la, lb, pos, weight in self.groups:
+            half = x[..., pos] / weight
+            mats = np.zeros(x.shape[:-1] + (cols.shape[0], cols.shape[1], cols.shape[1]))
+            mats[..., la, lb] = half
+            mats[..., lb, la] = half
+            out.append(mats)
+        return out
+
+    def unstack(self, mats: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+        """`stack`'s inverse: the coordinates of the stacked blocks, written into out (..., size)."""
+        for (cols, la, lb, pos, weight), m in zip(self.groups, mats):
+            out[..., pos] = m[..., la, lb] * weight
+        return out
+
+    def blocks_of(self, s: np.ndarray) -> list[np.ndarray]:
+        """The stacked blocks of a full r x r block-diagonal matrix."""
+        return [s[cols[:, :, None], cols[:, None, :]] for cols, *_ in self.groups]
 
     def smat(self, x: np.ndarray) -> np.ndarray:
-        np.multiply(x, self.inv_weight, out=self._scaled)
+        np.multiply(x, self.inv_weight, out=self._scaled[:self.size])
         return np.take(self._scaled, self.full, out=self._flat).reshape(self.r, self.r)
+
+    def ranked_eigh(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Eigenpairs of S and each one's share of its block's largest eigenvalue, ascending by that share. Where S
+        is block-diagonal the pairs come block by block (each vector in one block: a whole-matrix eigh mixes blocks
+        that share an eigenvalue), and the share is per block: X*'s blocks differ in scale (truss2), and a face
+        or a rank cut by the largest eigenvalue of all drops whole blocks."""
+        if self.blocks is None:
+            values, vectors = np.linalg.eigh(s)
+            return values, vectors, values / max(float(values[-1]), 1e-300)
+        values, vectors, shares = [], [], []
+        for block in np.unique(self.blocks):
+            on = np.flatnonzero(self.blocks == block)
+            w, v = np.linalg.eigh(s[np.ix_(on, on)])
+            full = np.zeros((self.r, on.size))
+            full[on] = v
+            values.append(w), vectors.append(full), shares.append(w / max(float(w[-1]), 1e-300))
+        values, vectors, shares = np.concatenate(values), np.concatenate(vectors, axis=1), np.concatenate(shares)
+        order = np.argsort(shares, kind="stable")
+        return values[order], vectors[:, order], shares[order]
 
     def svec(self, s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         out = np.take(s.ravel(), self.tri, out=out)
@@ -215,15 +290,15 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
                         x0: np.ndarray, residual_sq: "callable", kappa: float, max_iter: int,
                         check_every: int = 5, interior_fallback: bool = True,
                         factor: np.ndarray | None = None, capped: bool = True,
-                        n_lp: int = 0) -> tuple[np.ndarray, int, float, int]:
+                        n_lp: int = 0, column_blocks: np.ndarray | None = None) -> tuple[np.ndarray, int, float, int]:
     """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays, then, if FISTA did not meet the
     rule in max_iter iterations, the interior-point method (bala_interior.py) from its point. Returns x, FISTA
     iterations, the final gap and the Newton steps (0 without the fallback). `factor` F (hess = rho F^T F)
     makes the Newton steps cheaper where F has fewer rows than columns; `capped` False: the constraints fix
     the trace (bala_interior.solve_subproblem_interior); the last `n_lp` entries of x are the diagonal (LP)
-    blocks' entries, nonnegative and inside the same trace cap."""
-    maps = SvecMaps(r)
-    ds = r * (r + 1) // 2
+    blocks' entries, nonnegative and inside the same trace cap. `column_blocks`: S block-diagonal (SvecMaps)."""
+    maps = SvecMaps(r, column_blocks)
+    ds = maps.size
     s_part = slice(1, 1 + ds)
     hess = rho * gram
     lipschitz = largest_eigenvalue(hess)
@@ -256,8 +331,30 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
         maps.svec((v * lam[first:]) @ v.T, out=out[s_part])
         return out
 
+    if maps.groups is not None:   # S block-diagonal: batched eighs of its blocks, not one of order r
+        def project(x: np.ndarray) -> np.ndarray:
+            pairs = [np.linalg.eigh(m) for m in maps.stack(x[s_part])]
+            lam = np.concatenate([w.ravel() for w, _ in pairs])
+            out = np.empty_like(x)
+            head = [x[0]] if use_eta else []
+            projected = capped_simplex_projection_np(np.concatenate([head, lam, x[1 + ds:]]), gamma)
+            out[0] = projected[0] if use_eta else 0.0
+            lam, out[1 + ds:] = projected[len(head):len(head) + r], projected[len(head) + r:]
+            mats, at = [], 0
+            for w, v in pairs:
+                part = lam[at:at + w.size].reshape(w.shape)
+                at += w.size
+                mats.append(np.matmul(v * part[:, None, :], np.swapaxes(v, 1, 2)))
+            maps.unstack(mats, out[s_part])
+            return out
+
+    def smallest_of_s(grad_s: np.ndarray) -> float:
+        if maps.groups is None:
+            return float(np.linalg.eigvalsh(maps.smat(grad_s))[0])
+        return min(float(np.linalg.eigvalsh(m).min()) for m in maps.stack(grad_s))
+
     def fw_gap(x: np.ndarray, grad: np.ndarray) -> float:
-        lam_min = float(np.linalg.eigvalsh(maps.smat(grad[s_part]))[0])
+        lam_min = smallest_of_s(grad[s_part])
         lowest = min(0.0, lam_min, float(grad[0]) if use_eta else 0.0,
                      float(grad[1 + ds:].min()) if n_lp else 0.0)
         return float(grad @ x) - gamma * lowest
@@ -272,7 +369,7 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     # a number of Newton steps that does not depend on it.
     from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
 
-    x, newton, gap = solve_subproblem_interior(hess, q, rho, gamma, r, use_eta, x, residual_sq, kappa, fw_gap,
+    x, newton, gap = solve_subproblem_interior(hess, q, rho, gamma, maps, use_eta, x, residual_sq, kappa, fw_gap,
                                                factor, capped, n_lp=n_lp)
     return x, iters, gap, newton
 
