@@ -166,11 +166,12 @@ def _along_central_path(barrier: DualBarrier, y: np.ndarray) -> tuple[np.ndarray
     (mu at round-off)."""
     b = barrier.problem.b_np
     by = float(b @ y)
-    best, best_bound, stalls, mu = None, -math.inf, 0, None
+    best, best_bound, stalls = None, -math.inf, 0
+    start, mu = y, None
     for _ in range(MU_RAISES + 1):
-        first_mu = None
-        for point, mu_k in central_points(barrier, y, mu):
-            first_mu = first_mu or mu_k
+        first = None
+        for point, mu_k in central_points(barrier, start, mu):
+            first = first or (point, mu_k)
             level = _certified_level(barrier, point)
             if level is None:
                 break
@@ -184,11 +185,11 @@ def _along_central_path(barrier: DualBarrier, y: np.ndarray) -> tuple[np.ndarray
                 best, best_bound = (feasible, (point, level)), bound
             if best_bound >= by or stalls >= STALL_STAGES:
                 break
-        if best is not None or first_mu is None:
+        if best is not None or first is None:
             return best
         # The first centre was too near the boundary for the proof's margins (control1: lambda_min 2.6e-10
-        # against margins of 2e-8 in its block of entries ~1e5): start again further in.
-        mu = MU_RAISE * first_mu
+        # against margins of 2e-8 in its block of entries ~1e5): go back up the path from there.
+        start, mu = first[0], MU_RAISE * first[1]
     return best
 
 
