@@ -24,7 +24,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 MAX_GRAM = 2 ** 24          # m * sum of squared PSD block sizes (doubles of the G_k): 128 MB
-MAX_M = 3000                # Newton's system is m x m
+MAX_M = 2000                # Newton's system is m x m (m^3 / 3 flops a step)
 CENTERED = 0.2              # Newton decrement at which a point counts as centred
 MU_FACTOR = 0.1             # mu multiplied by this after each centring
 SIGMA_KEEP = 0.1            # sigma lowered to -lambda_min + this (sigma + lambda_min): Z + sigma I stays > 0
@@ -33,9 +33,8 @@ MAX_NEWTON = 150            # Newton steps in all, per call
 
 @dataclass
 class _SizeGroup:
-    """The PSD blocks of one size r: their offsets, C on them (nb, r, r), and A^* on them as a sparse map."""
+    """The PSD blocks of one size r: C on them (nb, r, r), and A^* on them as a sparse map."""
     r: int
-    starts: np.ndarray        # (nb,) first coordinate of each block
     c: np.ndarray             # (nb * r * r,) C on the blocks, flattened
     entry_k: np.ndarray       # the constraint of each entry of the A_k on these blocks
     entry_flat: np.ndarray    # where it lands in the flattened (nb, r, r) stack
@@ -52,7 +51,7 @@ class DualBarrier:
         sizes = np.asarray(problem.block_sizes)
         offsets = np.concatenate([[0], np.cumsum(np.abs(sizes))])[:-1]
         block_of = np.repeat(np.arange(sizes.size), np.abs(sizes))
-        c_dense = problem.c_op.matrix.tocoo()
+        c_coo = problem.c_op.matrix.tocoo()
         k, i, j, v = problem._k, problem._i, problem._j, problem._v
         self.groups = []
         for r in np.unique(sizes[sizes > 0]):
@@ -68,15 +67,15 @@ class DualBarrier:
                 where = s * r * r + (rows - offsets[block_of[rows]]) * r + (cols - offsets[block_of[rows]])
                 return np.where(s >= 0, where, -1)
 
-            at_c = flat(c_dense.row, c_dense.col)
-            c = np.bincount(at_c[at_c >= 0], weights=c_dense.data[at_c >= 0], minlength=nb * r * r)
+            at_c = flat(c_coo.row, c_coo.col)
+            c = np.bincount(at_c[at_c >= 0], weights=c_coo.data[at_c >= 0], minlength=nb * r * r)
             at = flat(i, j)
             on = at >= 0
             local_i, local_j = (i[on] - offsets[block_of[i[on]]]), (j[on] - offsets[block_of[j[on]]])
             block = slot[block_of[i[on]]]
             stacked = sp.csr_matrix((v[on], (k[on] * nb * r + block * r + local_i, block * r + local_j)),
                                     shape=(self.m * nb * r, nb * r))
-            self.groups.append(_SizeGroup(r, offsets[members], c, k[on], at[on], v[on], stacked))
+            self.groups.append(_SizeGroup(r, c, k[on], at[on], v[on], stacked))
         self.lp_index = problem.lp_index
         if self.lp_index.size:
             a_lp, c_lp = problem.lp_columns()
@@ -177,8 +176,11 @@ class DualBarrier:
     def fitted_mu(self, y: np.ndarray, sigma: float) -> float:
         """The mu for which y is nearest to central (b / mu - A(W) smallest in the H^{-1} norm): mu W is then
         the best primal estimate at y, and the path starts where y already is instead of far off."""
-        hessian, a_w, _, _ = self.schur(y, sigma)
-        u, _ = _solve_psd(hessian, self.problem.b_np)
+        found = self.schur(y, sigma)
+        if found is None:
+            return math.nan
+        u, _ = _solve_psd(found[0], self.problem.b_np)
+        a_w = found[1]
         across = float(a_w @ u)
         return float(self.problem.b_np @ u) / across if across > 0 else math.nan
 
