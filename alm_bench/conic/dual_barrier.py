@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 MAX_GRAM = 2 ** 24          # m * sum of squared PSD block sizes (doubles of the G_k): 128 MB
 MAX_M = 2000                # Newton's system is m x m (m^3 / 3 flops a step)
+MAX_FLOPS = 4e9             # a Newton step's products (about 0.1-0.2 s on one core)
 CENTERED = 0.2              # Newton decrement at which a point counts as centred
 MU_FACTOR = 0.1             # mu multiplied by this after each centring
 SIGMA_KEEP = 0.1            # sigma lowered to -lambda_min + this (sigma + lambda_min): Z + sigma I stays > 0
@@ -84,9 +85,13 @@ class DualBarrier:
 
     @staticmethod
     def affordable(problem) -> bool:
-        """Whether the G_k (m * sum r_b^2 doubles) and Newton's m x m system fit the limits."""
-        gram = problem.m * sum(int(s) ** 2 for s in problem.block_sizes if s > 0)
-        return problem.m <= MAX_M and gram <= MAX_GRAM
+        """Whether the G_k (m sum r_b^2 doubles), Newton's m x m system and a step's products (m sum r_b^3 for
+        the G_k, m^2 sum r_b^2 for H) fit the limits: arch0 1.5e9 flops a step (60 ms on one thread), truss8
+        3e9; one block of order 4000 would take 10^12."""
+        m, sizes = problem.m, [int(s) for s in problem.block_sizes if s > 0]
+        gram = m * sum(r ** 2 for r in sizes)
+        flops = m * sum(r ** 3 for r in sizes) + m * gram
+        return m <= MAX_M and gram <= MAX_GRAM and flops <= MAX_FLOPS
 
     def slack_parts(self, y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Z(y) as (per size group an (nb, r, r) stack, the LP diagonal)."""
