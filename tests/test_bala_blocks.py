@@ -148,3 +148,15 @@ def test_bala_solves_truss2_with_33_blocks_to_1e6(tmp_path: Path) -> None:
     assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
     assert abs(summary["sdp_value"] - TRUSS2) <= 2e-6 * abs(TRUSS2)
     assert max(row["rank"] for row in rows) <= problem.n
+
+
+def test_the_torch_path_takes_blocks_too(tmp_path: Path) -> None:
+    """device=cuda's branch (torch kernels, run here on CPU tensors): the same block handling on truss1 (7 blocks),
+    without the interior-point fallback, to 1e-6 and SDPLIB's value."""
+    from alm_bench.conic.kernels import torch_kernels
+
+    with torch_kernels():
+        summary, rows = run_loop(SDPAProblem(str(DATA / "truss1.dat-s"), tol=1e-6), BALA(), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - (-8.999996)) <= 1e-6 * 9
+    assert max(row["rank"] for row in rows) <= 13
