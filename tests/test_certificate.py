@@ -23,7 +23,6 @@ from conftest import DATA, run_loop
 BLOCKS = [4, 4, 4, -3]
 # The file's (maximisation) convention: truss1 by CSDP to 1e-8 (SDPLIB 1.2 prints -8.999996), truss3 SDPLIB's.
 TRUSS1, TRUSS3 = -8.99999631, -9.1099962
-SDPLIB = [Path("/tmp/sdplib"), Path(__file__).resolve().parents[2] / "shared" / "data" / "sdplib"]
 
 
 def _psd_pair(rng: np.random.Generator, r: int, rank_x: int, rank_z: int
@@ -178,12 +177,10 @@ def test_truss1_is_certified_to_its_optimum(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not any((folder / "truss3.dat-s").exists() for folder in SDPLIB),
-                    reason="truss3.dat-s (SDPLIB) is in neither /tmp/sdplib nor ../shared/data/sdplib")
 def test_truss3_is_certified_at_bala_s_final_point(tmp_path: Path) -> None:
     """truss3: 15 of the final slack's 31 eigenvalues within 1e-9 of 0; the face lift certified 9.0809 (3e-3
     loose), the central path SDPLIB's -9.1099962 to 1e-6."""
-    path = next(folder / "truss3.dat-s" for folder in SDPLIB if (folder / "truss3.dat-s").exists())
+    path = DATA / "truss3.dat-s"
     summary, _ = run_loop(SDPAProblem(str(path), tol=1e-6), BALA(), tmp_path)
     assert summary["status"] == "converged" and math.isfinite(summary["sdp_bound"])
     assert abs(summary["sdp_bound"] - TRUSS3) <= 1e-6 * abs(TRUSS3)

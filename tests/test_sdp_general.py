@@ -259,6 +259,21 @@ def test_bala_sdplib_classes_to_1e6(tmp_path: Path, name: str, value: float, tol
     assert abs(summary["sdp_bound"] - value) <= 1e-6 * abs(value)
 
 
+ARCH0 = 0.566517   # SDPLIB 1.2, the file's convention
+SHARED_SDPLIB = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdplib"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_SDPLIB / "arch0.dat-s").is_file(), reason="../shared/data/sdplib is not beside "
+                    "this checkout (arch0 stays out of tests/data: its ~90 s would double CI's slowest test)")
+def test_bala_solves_arch0_to_1e6(tmp_path: Path) -> None:
+    """The arch class: one PSD block of order 161 beside an LP block of 174 whose X* has rank 76, no trace bound
+    (the certificate's central path gives the bound). About 90 s on one core: BALA ends ~90% null steps there."""
+    summary, _ = run_loop(SDPAProblem(str(SHARED_SDPLIB / "arch0.dat-s"), tol=1e-6), BALA(), tmp_path)
+    assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
+    assert abs(summary["sdp_bound"] - ARCH0) <= 1e-6 * (1 + ARCH0)
+
+
 # ---- through the installed script -----------------------------------------------------------------------
 
 def alm_bench_script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
