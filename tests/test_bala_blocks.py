@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from alm_bench.conic.eigen import block_dense_eigenpairs
-from alm_bench.conic.problems import SDPAProblem
+from alm_bench.conic.problems import SDPAProblem, psd_block_ranges
 from alm_bench.conic.solvers.bala import BALA
-from alm_bench.conic.solvers.bala_blocks import (block_eigh, block_ranked, column_blocks, extend_basis_blocks,
-                                                 psd_block_ranges, row_blocks)
+from alm_bench.conic.solvers.bala_blocks import column_blocks, extend_basis_blocks, ranked_block_eigh, row_blocks
 from alm_bench.conic.solvers.bala_loop import extend_basis
 from alm_bench.conic.solvers.bala_subproblem import SvecMaps, block_pairs, solve_subproblem_np
 from conftest import DATA, run_loop
@@ -66,7 +65,7 @@ def test_extend_basis_blocks_stays_orthonormal_and_inside_blocks() -> None:
     assert torch.allclose(grown.T @ grown, torch.eye(grown.shape[1], dtype=torch.float64), atol=1e-10)
 
 
-def test_block_oracle_and_block_eigh_give_vectors_inside_one_block() -> None:
+def test_block_oracle_and_ranked_block_eigh_give_vectors_inside_one_block() -> None:
     """truss4 has blocks that share eigenvalues: the per-block eigh returns the same smallest values as the whole
     matrix, each vector inside one block, with residual at round-off."""
     problem = SDPAProblem(str(DATA / "truss4.dat-s"))
@@ -84,8 +83,9 @@ def test_block_oracle_and_block_eigh_give_vectors_inside_one_block() -> None:
         assert np.count_nonzero(np.unique(rows[np.abs(vectors[:, j]) > 0])) == 1
     s = torch.block_diag(torch.eye(2, dtype=torch.float64) * 3.0, torch.tensor([[2.0, 1.0], [1.0, 2.0]],
                                                                                dtype=torch.float64))
-    values, vecs = block_eigh(s, np.array([0, 0, 1, 1]))
-    assert torch.allclose(values, torch.tensor([1.0, 3.0, 3.0, 3.0], dtype=torch.float64))
+    values, vecs, rank = ranked_block_eigh(s, np.array([0, 0, 1, 1]), 0.5)
+    assert torch.allclose(values, torch.tensor([3.0, 3.0, 3.0, 1.0], dtype=torch.float64)) and rank == 3
+    assert torch.allclose(s @ vecs, vecs * values)
     assert all(int(((vecs[:, j].abs() > 0)[:2]).any()) + int(((vecs[:, j].abs() > 0)[2:]).any()) == 1
                for j in range(4))
 
@@ -94,9 +94,8 @@ def test_rank_is_counted_per_block() -> None:
     """A block at a thousandth of another's scale still counts towards rank(S) (truss2's X* has such blocks):
     relative to the largest of all, its directions were folded into the aggregate and the run stalled."""
     values = torch.tensor([50.0, 10.0, 0.05, 1e-12], dtype=torch.float64)
-    vectors = torch.eye(4, dtype=torch.float64)
     blocks = np.array([0, 0, 1, 1])
-    ordered, _, rank = block_ranked(values, vectors, blocks, 1e-3)
+    ordered, _, rank = ranked_block_eigh(torch.diag(values), blocks, 1e-3)
     assert rank == 3 and ordered.tolist()[:3] == [50.0, 0.05, 10.0]
     assert int((values > 1e-3 * values.max()).sum()) == 2   # what the single-block rule would count
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from alm_bench.conic.dual_barrier import DualBarrier, central_points
-from alm_bench.conic.eigen import DENSE_LIMIT, certified_lambda_min
+from alm_bench.conic.eigen import DENSE_LIMIT, block_eigenpairs, certified_lambda_min
+from alm_bench.conic.problems import psd_block_ranges
 
 FACE_LIMIT = 1e-2                       # the face's eigenvalues are below this times the slack's scale
 MAX_FACES = 12                          # face dimensions tried
@@ -72,22 +72,6 @@ def _face_sizes(values: np.ndarray, blocks: np.ndarray, scale: float, m: int) ->
         if int((per_block * (per_block + 1) // 2).sum()) <= m:
             sizes.append(r)
     return sizes[:MAX_FACES]
-
-
-def _block_eigenpairs(matrix: np.ndarray, psd_blocks: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray,
-                                                                                       np.ndarray]:
-    """Eigenpairs of a block-diagonal matrix block by block (each vector lives in one block even where two
-    blocks share an eigenvalue, as truss4's do), ascending: values, vectors (n x k), the block of each."""
-    values, vectors, blocks = [], [], []
-    n = matrix.shape[0]
-    for b, (lo, hi) in enumerate(psd_blocks):
-        w, v = scipy.linalg.eigh(matrix[lo:hi, lo:hi])
-        full = np.zeros((n, hi - lo))
-        full[lo:hi] = v
-        values.append(w), vectors.append(full), blocks.append(np.full(hi - lo, b))
-    values, vectors, blocks = np.concatenate(values), np.concatenate(vectors, axis=1), np.concatenate(blocks)
-    order = np.argsort(values, kind="stable")
-    return values[order], vectors[:, order], blocks[order]
 
 
 def repair(problem, y: torch.Tensor, barrier: DualBarrier | None = None
@@ -203,9 +187,7 @@ def _lift_face(problem, y: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tens
     # Per block kind: the PSD blocks' eigenpairs (the LP coordinates moved above the spectrum), and the LP
     # blocks' diagonal, where the face is the coordinates with a small entry and lifting one needs only
     # (A^*(d))_ii = -1 (arch0: 76 of them, far beyond any PSD face the constraints could lift).
-    offsets = np.concatenate([[0], np.cumsum(np.abs(problem.block_sizes))])
-    psd_blocks = [(int(lo), int(lo + size)) for size, lo in zip(problem.block_sizes, offsets) if size > 0]
-    values, vectors, blocks = _block_eigenpairs(slack.scipy().toarray(), psd_blocks)
+    values, vectors, blocks = block_eigenpairs(slack.scipy().toarray(), psd_block_ranges(problem.block_sizes))
     # The scale as over the PSD slack with the LP coordinates moved above its spectrum (problem.psd_slack).
     moved_lp = slack.gershgorin() + 1.0 if problem.lp_index.size else 0.0
     scale = max(float(np.abs(values).max()), moved_lp, 1e-300)

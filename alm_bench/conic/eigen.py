@@ -274,23 +274,31 @@ def dense_eigenpairs(slack: CSROperator, wanted: int, block_size: int) -> EigRes
                      0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 
 
+def block_eigenpairs(matrix, ranges: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eigenpairs of a block-diagonal matrix (dense or scipy sparse) block by block over `ranges` (lo, hi), all
+    of them ascending: values, vectors (n x k, each inside one block even where two blocks share an eigenvalue,
+    as truss4's do, where an eigh of the whole matrix mixes them), and the block of each."""
+    values, vectors, blocks = [], [], []
+    n = matrix.shape[0]
+    for b, (lo, hi) in enumerate(ranges):
+        block = matrix[lo:hi, lo:hi]
+        w, v = scipy.linalg.eigh(block if isinstance(block, np.ndarray) else block.toarray())
+        full = np.zeros((n, hi - lo))
+        full[lo:hi] = v
+        values.append(w), vectors.append(full), blocks.append(np.full(hi - lo, b))
+    values, vectors, blocks = np.concatenate(values), np.concatenate(vectors, axis=1), np.concatenate(blocks)
+    order = np.argsort(values, kind="stable")
+    return values[order], vectors[:, order], blocks[order]
+
+
 def block_dense_eigenpairs(slack: CSROperator, ranges: list[tuple[int, int]], wanted: int,
                            block_size: int) -> EigResult:
     """`dense_eigenpairs` on a block-diagonal slack: each block's own eigh (sum of n_b^3, not n^3), then the
     `block_size` smallest eigenpairs of all blocks, the `wanted` first returned; every vector lies inside one
-    block. An eigh of the whole matrix mixes blocks wherever two share an eigenvalue (truss4's do), and a
-    bundle column across blocks wastes rank (bala_blocks.py)."""
-    matrix = slack.scipy().tocsr()
-    values, vectors = [], []
-    for lo, hi in ranges:
-        w, v = scipy.linalg.eigh(matrix[lo:hi, lo:hi].toarray())
-        full = np.zeros((slack.n, hi - lo))
-        full[lo:hi] = v
-        values.append(w), vectors.append(full)
-    values, vectors = np.concatenate(values), np.concatenate(vectors, axis=1)
+    block, where a bundle column across blocks would waste rank (bala_blocks.py)."""
+    values, vectors, _ = block_eigenpairs(slack.scipy().tocsr(), ranges)
     k = min(block_size, values.size)
-    order = np.argsort(values, kind="stable")[:k]
-    values, vectors = values[order], vectors[:, order]
+    values, vectors = values[:k], vectors[:, :k]
     return EigResult(torch.from_numpy(values[:wanted]), torch.from_numpy(np.ascontiguousarray(vectors[:, :wanted])),
                      0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 

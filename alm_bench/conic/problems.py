@@ -40,6 +40,12 @@ from alm_bench.conic.trace import TraceCertificate, trace_certificate
 from alm_bench.errors import UserError, require, require_int, require_positive
 
 
+def psd_block_ranges(block_sizes: list[int]) -> list[tuple[int, int]]:
+    """(lo, hi) of each PSD block of the embedded matrix (negative sizes are diagonal, LP, blocks)."""
+    offsets = np.concatenate([[0], np.cumsum(np.abs(block_sizes))]).astype(np.int64)
+    return [(int(lo), int(lo + size)) for size, lo in zip(block_sizes, offsets[:-1]) if size > 0]
+
+
 FACE_CHECK_ORDER = 2000   # face_constraints: the largest support it checks with a dense eigvalsh
 # What the rank rule lets a factor method's copies of V (n x r doubles) take together; controller.rank (mixing)
 # sets any rank.
@@ -203,14 +209,7 @@ class ConicSDP:
         """G[k, a, b] = p_a^T A_k p_b, shape (m, r, r)."""
         if self.diagonal:
             return p[:, :, None] * p[:, None, :]
-        # By rows of each A_k: y_(k,i) = sum_j (A_k)_ij p_j costs nnz r, then G[k] = sum_i p_i y_(k,i)^T costs
-        # (distinct (k, i) pairs) r^2; one outer product per entry cost nnz r^2, 0.26 s a call on gpp250-1,
-        # whose <J, X> = 0 alone has n^2 entries.
-        if numpy_path(p.device):   # scipy's sparse product: 6x torch's index_add here
-            rows = torch.from_numpy(self._pair_rows @ p.numpy())
-        else:
-            rows = torch.zeros(self.pair_k.numel(), p.shape[1], dtype=p.dtype, device=p.device)
-            rows.index_add_(0, self.pair_of, p[self.j] * self.v[:, None])
+        rows = self._constraint_rows(p)
         out = torch.zeros(self.m, p.shape[1], p.shape[1], dtype=p.dtype, device=p.device)
         return out.index_add_(0, self.pair_k, p[self.pair_i][:, :, None] * rows[:, None, :])
 
@@ -219,13 +218,18 @@ class ConicSDP:
         S needs the pairs inside one block (truss5: 1815 of the 55 000 a full constraint_gram holds)."""
         if self.diagonal:
             return p[:, a] * p[:, b]
-        if numpy_path(p.device):
-            rows = torch.from_numpy(self._pair_rows @ p.numpy())
-        else:
-            rows = torch.zeros(self.pair_k.numel(), p.shape[1], dtype=p.dtype, device=p.device)
-            rows.index_add_(0, self.pair_of, p[self.j] * self.v[:, None])
+        rows = self._constraint_rows(p)
         out = torch.zeros(self.m, a.numel(), dtype=p.dtype, device=p.device)
         return out.index_add_(0, self.pair_k, p[self.pair_i][:, a] * rows[:, b])
+
+    def _constraint_rows(self, p: Tensor) -> Tensor:
+        """y_(k,i) = sum_j (A_k)_ij p_j for the distinct (k, i), the constraint Gram's first half. By rows of each
+        A_k this costs nnz r, then G[k] = sum_i p_i y_(k,i)^T costs (distinct (k, i) pairs) r^2; one outer product
+        per entry cost nnz r^2, 0.26 s a call on gpp250-1, whose <J, X> = 0 alone has n^2 entries."""
+        if numpy_path(p.device):   # scipy's sparse product: 6x torch's index_add here
+            return torch.from_numpy(self._pair_rows @ p.numpy())
+        rows = torch.zeros(self.pair_k.numel(), p.shape[1], dtype=p.dtype, device=p.device)
+        return rows.index_add_(0, self.pair_of, p[self.j] * self.v[:, None])
 
     def lp_columns(self) -> tuple[Tensor, Tensor]:
         """(A(e_i e_i^T) for the LP coordinates i as an m x n_lp matrix, C_ii for them): the diagonal blocks'

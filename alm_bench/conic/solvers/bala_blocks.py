@@ -15,12 +15,6 @@ import torch
 from torch import Tensor
 
 
-def psd_block_ranges(block_sizes: list[int]) -> list[tuple[int, int]]:
-    """(lo, hi) of each PSD block of the embedded matrix (negative sizes are diagonal, LP, blocks)."""
-    offsets = np.concatenate([[0], np.cumsum(np.abs(block_sizes))]).astype(np.int64)
-    return [(int(lo), int(lo + size)) for size, lo in zip(block_sizes, offsets[:-1]) if size > 0]
-
-
 def row_blocks(n: int, ranges: list[tuple[int, int]]) -> np.ndarray:
     """The PSD block of each row (-1 for the LP coordinates)."""
     out = np.full(n, -1, dtype=np.int64)
@@ -71,30 +65,26 @@ def extend_basis_blocks(kept: Tensor, new: Tensor, rows: np.ndarray, extend) -> 
     return torch.cat(columns, dim=1)
 
 
-def block_eigh(s: Tensor, blocks: np.ndarray) -> tuple[Tensor, Tensor]:
-    """Eigenpairs of a block-diagonal S (columns grouped by `blocks`) block by block, ascending, each vector in
-    one block (a whole-matrix eigh mixes blocks that share an eigenvalue)."""
+def ranked_block_eigh(s: Tensor, blocks: np.ndarray, relative: float) -> tuple[Tensor, Tensor, int]:
+    """A block-diagonal S's eigenpairs (columns grouped by `blocks`), each vector inside one block (a whole-matrix
+    eigh mixes blocks that share an eigenvalue), the values clipped at 0 and ordered by their share of their own
+    block's largest, and rank(S) counted per block (shares above `relative`). X*'s blocks differ in scale (truss2:
+    trace 477 over 33 blocks), and a threshold relative to the largest of all folded whole blocks into the
+    aggregate: the bundle kept 21 columns and stalled at eps 6e-3."""
     r = s.shape[0]
-    values, vectors = [], []
+    values, vectors, owner = [], [], []
     for b in np.unique(blocks):
         on = torch.as_tensor(np.flatnonzero(blocks == b), device=s.device)
         w, v = torch.linalg.eigh(s[on][:, on])
         full = torch.zeros(r, on.numel(), dtype=s.dtype, device=s.device)
         full[on] = v
-        values.append(w), vectors.append(full)
-    values, vectors = torch.cat(values), torch.cat(vectors, dim=1)
-    order = torch.argsort(values, stable=True)
-    return values[order], vectors[:, order]
-
-
-def block_ranked(values: Tensor, vectors: Tensor, blocks: np.ndarray, relative: float) -> tuple[Tensor, Tensor, int]:
-    """S's eigenpairs (descending, from block_eigh) reordered by their size relative to their own block's largest,
-    and rank(S) counted per block (above `relative` times that largest). X*'s blocks differ in scale (truss2:
-    trace 477 over 33 blocks), and a threshold relative to the largest of all folded whole blocks into the
-    aggregate: the bundle kept 21 columns and stalled at eps 6e-3."""
-    of = blocks[vectors.abs().argmax(dim=0).cpu().numpy()]
-    top = np.zeros(int(of.max()) + 1)
-    np.maximum.at(top, of, values.cpu().numpy())
-    share = values.cpu().numpy() / np.maximum(top[of], 1e-300)
+        values.append(w), vectors.append(full), owner.append(np.full(on.numel(), b))
+    values, vectors, owner = torch.cat(values), torch.cat(vectors, dim=1), np.concatenate(owner)
+    # Descending by value first (ties as an ascending stable sort, reversed), then stably by share.
+    order = torch.argsort(values, stable=True).flip(0)
+    values, vectors, owner = values[order].clamp(min=0), vectors[:, order], owner[order.cpu().numpy()]
+    top = np.zeros(int(owner.max()) + 1)
+    np.maximum.at(top, owner, values.cpu().numpy())
+    share = values.cpu().numpy() / np.maximum(top[owner], 1e-300)
     order = torch.as_tensor(np.argsort(-share, kind="stable"), device=values.device)
     return values[order], vectors[:, order], int((share > relative).sum())

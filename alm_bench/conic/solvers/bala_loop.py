@@ -19,10 +19,9 @@ from torch import Tensor
 from alm_bench.conic.eigen import BlockLOBPCG, block_dense_eigenpairs, dense_eigenpairs, lowest_eigenvector
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.kernels import numpy_path
-from alm_bench.conic.problems import ConicSDP, relative_gap
+from alm_bench.conic.problems import ConicSDP, psd_block_ranges, relative_gap
 from alm_bench.conic.solvers.bala import BALA, descent_test, far_null, new_vectors
-from alm_bench.conic.solvers.bala_blocks import (block_eigh, block_ranked, column_blocks, extend_basis_blocks,
-                                                 psd_block_ranges, row_blocks)
+from alm_bench.conic.solvers.bala_blocks import column_blocks, extend_basis_blocks, ranked_block_eigh, row_blocks
 from alm_bench.conic.solvers.bala_warm import primal_phase, start_state, warm_start_applies
 from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
@@ -314,13 +313,13 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                 # stays a lower approximation of the new g; only the center's value changes (lambda_min known).
                 g_y = dual_function(y, lam_y)
         s_matrix = smat(x_small[1:1 + ds], r, idx)
-        lam_s, vec_s = torch.linalg.eigh(s_matrix) if rows is None else block_eigh(s_matrix, col_blocks)
-        lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
         relative = RANK_RELATIVE_INTERIOR if newton else RANK_RELATIVE
         if rows is None:
+            lam_s, vec_s = torch.linalg.eigh(s_matrix)
+            lam_s, vec_s = lam_s.flip(0).clamp(min=0), vec_s.flip(1)
             rank_s = int((lam_s > relative * max(float(lam_s[0]), 1e-300)).sum())
         else:
-            lam_s, vec_s, rank_s = block_ranked(lam_s, vec_s, col_blocks, relative)
+            lam_s, vec_s, rank_s = ranked_block_eigh(s_matrix, col_blocks, relative)
         keep = min(ctl.next_rank(rank_s, rank_cap), r)
         lam_keep = lam_s[:keep]
         folded_s = (vec_s[:, keep:] * lam_s[keep:]) @ vec_s[:, keep:].T
