@@ -247,11 +247,7 @@ def _purified(x: np.ndarray, grad: np.ndarray, tau: float, maps: SvecMaps, gamma
     directions; the barrier's full rank made it grow to its cap)."""
     sigma = max(gamma - float(trace_row @ x), 1e-300)
     s_part = slice(1, 1 + maps.size)
-    if maps.blocks is None:
-        lam, vec = np.linalg.eigh(maps.smat(x[s_part]))
-        share = lam / max(float(lam[-1]), 1e-300)
-    else:   # the primal share within each block (ranked_eigh)
-        lam, vec, share = maps.ranked_eigh(maps.smat(x[s_part]).copy())
+    lam, vec, share = maps.ranked_eigh(maps.smat(x[s_part]).copy())   # the share within each block, if several
     dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[s_part]).copy(), vec) + tau / sigma
     top, top_dual = max(float(lam.max()), 1e-300), max(float(np.abs(dual).max()), 1e-300)
     lam = np.where(share > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
