@@ -119,3 +119,37 @@ def test_a_true_claim_is_confirmed_by_the_cholesky_test_alone(tmp_path: Path, mo
     assert threshold <= confirmed <= exact
     metrics = conic.evaluate(problem, claim, confirmed, candidates, float(problem.b.norm()))
     assert metrics["max_eps"] <= problem.tol
+
+
+def test_a_claim_on_a_loose_estimate_is_tested_at_its_threshold_only(tmp_path: Path, monkeypatch) -> None:
+    """A solver whose lambda is a loose estimate (lambda_estimate: the mixing method) has its claim tested at
+    the threshold the claim needs, one Cholesky, not first next to its lambda where the estimate's error would
+    fail it; an accurate solver's claim is tested next to its lambda first (a tight row bound)."""
+    problem = small_graph(tmp_path)
+    problem.tol = 1e-4
+    (late,) = mixing_points(problem, (60,))
+    exact = certified_lambda_min(problem.slack(late.y))
+    tested = []
+    real_test = conic.lambda_min_at_least
+
+    def counting(slack, t):
+        tested.append(t)
+        return real_test(slack, t)
+
+    monkeypatch.setattr(conic, "lambda_min_at_least", counting)
+    b_norm = float(problem.b.norm())
+    for estimate in (True, False):
+        tested.clear()
+        claim = ConicIterate(late.objective, late.residual, late.y, exact, late.factor, lambda_estimate=estimate)
+        candidates = conic.primal_candidates(problem, claim)
+        threshold = conic.claim_threshold(problem, claim, candidates, b_norm)   # does not depend on lambda
+        assert threshold < exact
+        # The claimed value errs by a fifth of the way to the threshold (far more than a thousandth).
+        claim.lambda_min = exact + 0.2 * (exact - threshold)
+        confirmed = conic.confirm_claim(problem, claim, claim.lambda_min, candidates, b_norm)
+        assert threshold <= confirmed <= exact
+        if estimate:
+            assert tested == [pytest.approx(threshold, abs=0)]
+        else:
+            claimed = min(claim.lambda_min, 0.0)
+            assert tested[0] == pytest.approx(claimed + conic.CLAIM_TEST_SHARES[0] * (threshold - claimed))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unittest.mock as mock
+
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
@@ -153,3 +155,36 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
     assert summary["status"] == "failed" and "eigen-oracle did not converge" in summary["message"]
     assert "sdp_bound" not in summary and "cut_value" not in summary
     assert summary["iterations"] == len(rows) >= 1 and len(calls) == 4
+
+
+def test_arpack_to_an_absolute_residual_still_bounds_lambda_min_from_below() -> None:
+    """residual_tol: ARPACK on S + sigma I to a residual that a claim's margin allows, for a lambda_min near 0
+    (where its own relative tolerance meant round-off). The result stays a lower bound, within residual_tol,
+    and costs fewer products than the run to round-off."""
+    import scipy.sparse.linalg as spla
+
+    import alm_bench.conic.eigen as eo
+
+    slack, exact = clustered_slack()
+    shifted = (slack.scipy() - exact[0] * sp.identity(400)).tocsr()
+    near_zero = CSROperator(shifted.indptr, shifted.indices, torch.from_numpy(shifted.data), 400)
+    exact = exact - exact[0]   # lambda_min = 0, as at an SDP optimum
+    products = []
+    real_eigsh = spla.eigsh
+
+    def counting_eigsh(matrix, **kwargs):
+        operator = spla.aslinearoperator(matrix)
+        counted = spla.LinearOperator(matrix.shape, matvec=lambda v: products.append(1) or operator.matvec(v),
+                                      dtype=np.float64)
+        return real_eigsh(counted, **kwargs)
+
+    with mock.patch.object(eo.spla, "eigsh", counting_eigsh):
+        for residual_tol in (1e-4, 1e-7):
+            products.clear()
+            bound = eo.certified_lambda_min(near_zero, dense_limit=0, residual_tol=residual_tol)
+            assert bound <= exact[0] <= bound + 2 * residual_tol + 1e-12
+            loose = len(products)
+        products.clear()
+        full = eo.certified_lambda_min(near_zero, dense_limit=0, tol=1e-12)
+        assert full <= exact[0] <= full + 1e-8
+        assert loose < len(products)
