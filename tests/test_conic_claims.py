@@ -3,6 +3,7 @@ convergence that rest on a solver's Ritz value are confirmed by a reliable lambd
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +122,11 @@ def test_a_true_claim_is_confirmed_by_the_cholesky_test_alone(tmp_path: Path, mo
     assert metrics["max_eps"] <= problem.tol
 
 
-def test_a_claim_on_a_loose_estimate_is_tested_at_its_threshold_only(tmp_path: Path, monkeypatch) -> None:
-    """A solver whose lambda is a loose estimate (lambda_estimate: the mixing method) has its claim tested at
-    the threshold the claim needs, one Cholesky, not first next to its lambda where the estimate's error would
-    fail it; an accurate solver's claim is tested next to its lambda first (a tight row bound)."""
+def test_a_claim_is_tested_first_where_the_solvers_error_estimate_puts_lambda_min(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    """A solver that knows how far its lambda may lie above lambda_min (lambda_error) has its claim tested that
+    far below first: the threshold alone for the mixing method's loose estimate (inf), one Cholesky; 2x the
+    error below for a Ritz value, then the threshold. Without an estimate, next to the claimed value first."""
     problem = small_graph(tmp_path)
     problem.tol = 1e-4
     (late,) = mixing_points(problem, (60,))
@@ -138,18 +140,22 @@ def test_a_claim_on_a_loose_estimate_is_tested_at_its_threshold_only(tmp_path: P
 
     monkeypatch.setattr(conic, "lambda_min_at_least", counting)
     b_norm = float(problem.b.norm())
-    for estimate in (True, False):
+    claim = ConicIterate(late.objective, late.residual, late.y, exact, late.factor)
+    candidates = conic.primal_candidates(problem, claim)
+    threshold = conic.claim_threshold(problem, claim, candidates, b_norm)   # does not depend on lambda
+    assert threshold < exact
+    margin = exact - threshold
+    # The claimed value errs by a fifth of the way to the threshold (far more than a thousandth).
+    claim.lambda_min = claimed = min(exact + 0.2 * margin, 0.0)
+    for error, expected in ((math.inf, [threshold]),
+                            (0.15 * margin, [claimed - 0.3 * margin]),
+                            (None, [claimed + conic.CLAIM_TEST_SHARES[0] * (threshold - claimed)])):
         tested.clear()
-        claim = ConicIterate(late.objective, late.residual, late.y, exact, late.factor, lambda_estimate=estimate)
-        candidates = conic.primal_candidates(problem, claim)
-        threshold = conic.claim_threshold(problem, claim, candidates, b_norm)   # does not depend on lambda
-        assert threshold < exact
-        # The claimed value errs by a fifth of the way to the threshold (far more than a thousandth).
-        claim.lambda_min = exact + 0.2 * (exact - threshold)
+        claim.lambda_error = error
         confirmed = conic.confirm_claim(problem, claim, claim.lambda_min, candidates, b_norm)
         assert threshold <= confirmed <= exact
-        if estimate:
-            assert tested == [pytest.approx(threshold, abs=0)]
-        else:
-            claimed = min(claim.lambda_min, 0.0)
-            assert tested[0] == pytest.approx(claimed + conic.CLAIM_TEST_SHARES[0] * (threshold - claimed))
+        assert tested[0] == pytest.approx(expected[0], rel=1e-12)
+        if error is not None:   # the estimate's first test holds: one Cholesky
+            assert len(tested) == 1
+    assert conic.claim_tests(-1.0, -2.0, 0.1) == [pytest.approx(-1.2), -2.0]
+    assert conic.claim_tests(-1.0, -2.0, 0.0) == [pytest.approx(-1.001), -2.0]

@@ -21,10 +21,10 @@ class ConicIterate:
     lambda_min: float
     factor: Tensor | None = None
     dual_value: float | None = None   # set by solvers whose dual function is exact (the LP): used as is
-    # True where lambda_min is a loose estimate (the mixing method's Ritz value on a basis from an earlier y):
-    # confirming a claim then tests the claim's own threshold first, not a point next to lambda_min that an
-    # estimate this loose nearly always misses (conic/measure.py, confirm_claim).
-    lambda_estimate: bool = False
+    # How far above lambda_min the solver's value may be, where it knows (a Ritz value's residual^2 / gap; inf
+    # for the mixing method's estimate on a basis from an earlier y): confirming a claim then tests that far
+    # below it first, not a point next to it that an inexact value nearly always misses (conic/measure.py).
+    lambda_error: float | None = None
     row: dict[str, Any] = field(default_factory=dict)   # solver-specific trace columns
     # The loop's state after this iteration (tensors and plain values, copies of anything the loop changes in
     # place): passed back to the loop's `iterate(..., start=state)`, it continues exactly from here.

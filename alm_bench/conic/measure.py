@@ -142,9 +142,6 @@ def evaluate(problem: ConicSDP, it: ConicIterate, lambda_min: float, candidates:
 
 
 CLAIM_TEST_SHARES = (1e-3, 0.5, 1.0)   # confirm_claim's tests: how far from the claimed lambda to the threshold
-# ... and where the claimed lambda is a loose estimate: its error is a good share of the way to the threshold
-# (G22 to 1e-6, the mixing method: the tests at 1e-3 and 0.5 both failed, 0.17 s of a 0.75 s run).
-ESTIMATE_TEST_SHARES = (1.0,)
 # Above CHOLESKY_LIMIT the confirmation is ARPACK's Ritz value less its residual: a residual this share of the
 # way from the claimed lambda to the threshold decides the claim (to round-off it took twice as long on G60).
 CLAIM_MARGIN_SHARE = 0.1
@@ -160,23 +157,34 @@ def claim_threshold(problem: ConicSDP, it: ConicIterate, candidates: list, b_nor
     return min((low - by) / problem.trace.bound for low in lows) if lows else 0.0
 
 
+def claim_tests(claimed: float, threshold: float, error: float | None) -> list[float]:
+    """The levels t at which confirm_claim asks "lambda_min >= t?", highest first. Without an error estimate:
+    CLAIM_TEST_SHARES of the way to the threshold. With one: twice the error below the claimed value (no
+    nearer than the first share, no lower than the threshold), then the threshold. The fixed shares' first
+    test failed on every dense G-set graph for BALA and the mixing method (a wasted Cholesky: 0.2 s of BALA's
+    0.94 s on G22 to 1e-6, two of them 0.17 s of the mixing method's 0.75 s)."""
+    if error is None:
+        return [claimed + share * (threshold - claimed) for share in CLAIM_TEST_SHARES]
+    first = min(claimed + CLAIM_TEST_SHARES[0] * (threshold - claimed), max(threshold, claimed - 2 * error))
+    return [first] if first <= threshold else [first, threshold]
+
+
 def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: list, b_norm: float) -> float:
     """A reliable lower bound on lambda_min at it.y, for a claim that rests on the solver's lam (a Ritz value,
     which can only be optimistic). Where the claim is all that needs deciding (tr X fixed by the constraints, so
     the shifted dual is exactly feasible and eps_d = 0) and a dense Cholesky is affordable, it answers
     "lambda_min >= t?" at t a thousandth, half and all of the way from the claimed value to the claim's
     threshold (the first keeps the row's bound as tight as the solver's own where that is accurate: an
-    interior-point peer's, BALA's at the end), or the threshold alone where lam is a loose estimate
-    (it.lambda_estimate); the exact lambda_min only when they fail (the claim does not hold), or for other
-    problems and orders (above CHOLESKY_LIMIT to a residual that the claim's margin sets)."""
+    interior-point peer's, BALA's at the end), or first where the solver's own error estimate puts it
+    (claim_tests); the exact lambda_min only when they fail (the claim does not hold), or for other problems
+    and orders (above CHOLESKY_LIMIT to a residual that the claim's margin sets)."""
     slack = problem.slack(it.y)
     residual_tol = None
     if problem.trace is not None and problem.trace.exact:
         threshold = claim_threshold(problem, it, candidates, b_norm)
         claimed = min(lam, 0.0)
         if problem.n <= CHOLESKY_LIMIT:
-            for share in ESTIMATE_TEST_SHARES if it.lambda_estimate else CLAIM_TEST_SHARES:
-                t = claimed + share * (threshold - claimed)
+            for t in claim_tests(claimed, threshold, it.lambda_error):
                 if t <= claimed and (certified := lambda_min_at_least(slack, t)) is not None:
                     return min(lam, certified)
         elif threshold < claimed:   # ARPACK: lambda_min only as accurate as the claim's margin needs

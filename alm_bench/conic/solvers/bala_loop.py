@@ -67,6 +67,12 @@ CLAIM_ERROR_SHARE = 0.1
 INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
 
 
+def ritz_error(found, scale: float) -> float:
+    """The Ritz value's estimated error, residual^2 / gap (0 for the dense oracle's exact eigenvalues): the
+    harness tests a claim that far below it first (measure.claim_tests)."""
+    return found.residual ** 2 / found.spread(scale)
+
+
 def claimable_objective(problem: ConicSDP, factor: Tensor, objective: float) -> float:
     """The primal value a claim would rest on: that of the factor rescaled to exact feasibility (diag(X) = b,
     the harness's best candidate there), else w's own."""
@@ -214,6 +220,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                            dtype=torch.float64, device=device)
 
     fista_budget = ctl.subproblem_max_iter
+    lam_error = None   # how far lam_y may lie above lambda_min (ritz_error), once an oracle call at y says
     claim_checked = False   # the center's lambda refined for a claim (below)
     trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
     while True:
@@ -300,6 +307,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         ctl.record_step(descent, far=descent or far_null(cut_error, g_z - g_model_z, predicted))
         if descent:
             y, g_y, lam_y = z, g_z, lam_z
+            lam_error = ritz_error(found, scale)
 
         # Model update: keep the top r_p directions of S, fold the rest (and eta W) into the aggregate.
         eta = float(x_small[0]) if use_eta else 0.0
@@ -364,8 +372,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             t_eig += time.perf_counter() - t1
             if lam_refined < lam_y:
                 lam_y, g_y = lam_refined, dual_function(y, lam_refined)
+            lam_error = ritz_error(refined, scale)   # lambda_min >= lam_refined - this, and lam_y <= lam_refined
         yield ConicIterate(
-            objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor,
+            objective=c_w, residual=-infeasibility, y=y, lambda_min=lam_y, factor=factor, lambda_error=lam_error,
             row={"step_type": "descent" if descent else "null", "rho": rho_used, "rank": r, "rank_s": rank_s,
                  "eta": eta, "subproblem_iters": sub_iters, "subproblem_newton": newton, "subproblem_gap": sub_gap,
                  "eig_iters": found.iterations, "eig_residual": found.residual, "eig_tol": tol,

@@ -252,7 +252,7 @@ def iterate(problem: ConicSDP, ctl: MixingMethod, ctx: RunContext, start: dict |
         residual = torch.from_numpy((v * v).sum(axis=1) - b)
         factor = torch.from_numpy(v.copy())   # sweeps change v in place
         yield ConicIterate(objective=objective, residual=residual, y=torch.from_numpy(y), lambda_min=lam,
-                           factor=factor, lambda_estimate=True,
+                           factor=factor, lambda_error=math.inf,
                            state={"v": factor, "controller": ctl.state_dict(), "oracle": oracle.state_dict(),
                                   "basis": torch.from_numpy(basis.copy()), "objective": objective,
                                   "previous": previous, "claims": claims, "eig_gap": eig_gap},
