@@ -134,9 +134,9 @@ def test_a_claim_is_tested_first_where_the_solvers_error_estimate_puts_lambda_mi
     tested = []
     real_test = conic.lambda_min_at_least
 
-    def counting(slack, t):
+    def counting(slack, t, *args):
         tested.append(t)
-        return real_test(slack, t)
+        return real_test(slack, t, *args)
 
     monkeypatch.setattr(conic, "lambda_min_at_least", counting)
     b_norm = float(problem.b.norm())

@@ -19,6 +19,7 @@ import scipy.sparse.linalg as spla
 import torch
 from torch import Tensor
 
+from alm_bench.conic import sparse_psd
 from alm_bench.conic.kernels import numpy_path
 from alm_bench.conic.operators import CSROperator
 from alm_bench.runners.stopping import SolverFailed
@@ -37,7 +38,8 @@ CONFIRM_DENSE_LIMIT = 1000
 CONFIRM_RESTARTS = 200
 # A claim "lambda_min >= t" is a yes/no question, which a dense Cholesky of S - t I answers at a sixth of an
 # eigendecomposition's cost (one thread: 5 vs 34 ms at n = 800, 19 vs 77 ms at 1000, 68 vs 600 ms at 2000,
-# 290 ms at 3000), and as reliably: it succeeds only for a positive definite matrix, up to round-off.
+# 290 ms at 3000), and as reliably: it succeeds only for a positive definite matrix, up to round-off. A sparse
+# slack with little fill (a toroidal graph's) takes a sparse LDL^T instead, at any order (conic/sparse_psd.py).
 CHOLESKY_LIMIT = 3000
 ARPACK_NCV = 64           # Lanczos basis size for the ARPACK fallback and the final certificate
 ARPACK_RESTARTS = 1000
@@ -336,13 +338,23 @@ def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol
     return float(values[0]) - residual - 1e-13 * slack.n * scale
 
 
-def lambda_min_at_least(slack: CSROperator, t: float) -> float | None:
-    """t when lambda_min(S) >= t is certified, else None: a dense Cholesky of S - (t + margin) I (order <=
-    CHOLESKY_LIMIT). A Cholesky that completes in floating point is exact for a matrix within ~ n u |S - t I|
-    of the one factored (Demmel), so the margin, ten times that, makes success a proof that S - t I is PSD."""
-    dense = slack.scipy().toarray()
+def lambda_min_at_least(slack: CSROperator, t: float, sparse: bool | None = None) -> float | None:
+    """t when lambda_min(S) >= t is certified, else None: a sparse LDL^T of S - (t + margin) I where the slack's
+    graph has little fill (conic/sparse_psd.py; `sparse` None decides by its envelope), else a dense Cholesky
+    (order <= CHOLESKY_LIMIT). A Cholesky that completes in floating point is exact for a matrix within
+    ~ n u |S - t I| of the one factored (Demmel), so the margin, ten times that, makes success a proof that
+    S - t I is PSD; the sparse route bounds its own residual against the same margin."""
+    matrix = slack.scipy()
     n = slack.n
-    margin = 10 * n * np.finfo(np.float64).eps * (float(np.abs(dense).sum(axis=1).max()) + abs(t))
+    row_sums = float(np.asarray(abs(matrix).sum(axis=1)).max(initial=0.0))
+    margin = 10 * n * np.finfo(np.float64).eps * (row_sums + abs(t))
+    if sparse if sparse is not None else sparse_psd.factor_pays(matrix):
+        proven = sparse_psd.proves_at_least(matrix, t, margin)
+        if proven is not None:
+            return float(t) if proven else None
+        if n > CHOLESKY_LIMIT:
+            return None
+    dense = matrix.toarray()
     dense[np.diag_indices(n)] -= t + margin
     _, info = scipy.linalg.lapack.dpotrf(dense, lower=1, overwrite_a=1, clean=0)
     return float(t) if info == 0 else None

@@ -31,6 +31,7 @@ from alm_bench.conic.eigen import (CHOLESKY_LIMIT, DENSE_LIMIT, certified_lambda
 from alm_bench.conic.iterate import ConicIterate
 from alm_bench.conic.lp import BoxLP
 from alm_bench.conic.problems import ConicSDP, MaxCut, lowest_dual_within, relative_gap
+from alm_bench.conic.sparse_psd import factor_pays
 from alm_bench.conic.solvers import solver_loop
 from alm_bench.errors import UserError
 from alm_bench.problems.base import relative_error
@@ -172,7 +173,8 @@ def claim_tests(claimed: float, threshold: float, error: float | None) -> list[f
 def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: list, b_norm: float) -> float:
     """A reliable lower bound on lambda_min at it.y, for a claim that rests on the solver's lam (a Ritz value,
     which can only be optimistic). Where the claim is all that needs deciding (tr X fixed by the constraints, so
-    the shifted dual is exactly feasible and eps_d = 0) and a dense Cholesky is affordable, it answers
+    the shifted dual is exactly feasible and eps_d = 0) and a Cholesky is affordable (dense up to
+    CHOLESKY_LIMIT, sparse at any order where the slack's graph has little fill), it answers
     "lambda_min >= t?" at t a thousandth, half and all of the way from the claimed value to the claim's
     threshold (the first keeps the row's bound as tight as the solver's own where that is accurate: an
     interior-point peer's, BALA's at the end), or first where the solver's own error estimate puts it
@@ -183,9 +185,10 @@ def confirm_claim(problem: ConicSDP, it: ConicIterate, lam: float, candidates: l
     if problem.trace is not None and problem.trace.exact:
         threshold = claim_threshold(problem, it, candidates, b_norm)
         claimed = min(lam, 0.0)
-        if problem.n <= CHOLESKY_LIMIT:
+        sparse = factor_pays(slack.scipy())   # a sparse LDL^T decides at any order where it pays
+        if problem.n <= CHOLESKY_LIMIT or sparse:
             for t in claim_tests(claimed, threshold, it.lambda_error):
-                if t <= claimed and (certified := lambda_min_at_least(slack, t)) is not None:
+                if t <= claimed and (certified := lambda_min_at_least(slack, t, sparse)) is not None:
                     return min(lam, certified)
         elif threshold < claimed:   # ARPACK: lambda_min only as accurate as the claim's margin needs
             residual_tol = CLAIM_MARGIN_SHARE * (claimed - threshold)
