@@ -259,6 +259,21 @@ def test_bala_sdplib_classes_to_1e6(tmp_path: Path, name: str, value: float, tol
     assert abs(summary["sdp_bound"] - value) <= 1e-6 * abs(value)
 
 
+QAP5 = -436.0   # SDPLIB 1.2, the file's convention (CSDP: -435.9999996)
+
+
+def test_bala_solves_qap5_whose_subproblems_press_on_the_trace_cap(tmp_path: Path) -> None:
+    """The qap class: tr X = 6 is implied by the constraints, so the subproblem's interior-point method drops the
+    cap's barrier, but at qap5's early rho the uncapped minimiser has trace ~50; scaled into the cap it left a
+    Frank-Wolfe gap 3x the rule and BALA stalled at max eps 0.16 (340 null steps in 30 s). It retries with the
+    barrier when the rule is not met (bala_subproblem.solve_subproblem_np): 5e-4 in ~2 s."""
+    problem = SDPAProblem(str(DATA / "qap5.dat-s"), tol=5e-4)
+    summary, _ = run_loop(problem, BALA(time_limit_s=30), tmp_path)
+    assert summary["status"] == "converged"
+    assert max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 5e-4
+    assert abs(summary["sdp_bound"] - QAP5) <= 5e-4 * 2 * abs(QAP5)
+
+
 ARCH0 = 0.566517   # SDPLIB 1.2, the file's convention
 SHARED_SDPLIB = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdplib"
 
