@@ -159,3 +159,38 @@ def test_the_torch_path_takes_blocks_too(tmp_path: Path) -> None:
     assert summary["status"] == "converged" and max(summary["eps_p"], summary["eps_d"], summary["eps_g"]) <= 1e-6
     assert abs(summary["sdp_bound"] - (-8.999996)) <= 1e-6 * 9
     assert max(row["rank"] for row in rows) <= 13
+
+
+def test_interior_point_retries_with_the_cap_barrier_and_remembers_it(monkeypatch) -> None:
+    """For constraints that fix tr X the interior-point method first runs without the cap's barrier; where its
+    minimiser lies far outside the cap (here the objective rewards trace along directions A does not see, as
+    qap5's early subproblems did) that misses the rule, and the barrier's run meets it. report["capped"] says
+    which run gave x, and cap_first (what BALA's loop then passes) tries the barrier first."""
+    import alm_bench.conic.solvers.bala_interior as interior
+
+    rng = np.random.default_rng(0)
+    r, gamma, rho = 4, 3.0, 10.0
+    maps = SvecMaps(r, None)
+    v = rng.standard_normal(r)
+    a_sub = np.array([[0.0, *maps.svec(np.diag([1.0, -1.0, 0.0, 0.0]))], [0.0, *maps.svec(np.outer(v, v))]])
+    b = np.array([0.5, 1.1 * gamma * float(v @ v)])   # just out of the cap's reach: a residual at the optimum
+    reward = np.array([0.0, *maps.svec(np.eye(r))])   # <I, X>: unbounded without the cap
+    gram, q = a_sub.T @ a_sub, rho * (a_sub.T @ b) + 5.0 * reward
+    residual_sq = lambda x: float(np.square(b - a_sub @ x).sum())  # noqa: E731
+    runs = []
+    real = interior.solve_subproblem_interior
+
+    def counting(*args, **kwargs):
+        runs.append(args[11])   # the `capped` argument
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(interior, "solve_subproblem_interior", counting)
+    rule = lambda x, gap: gap <= 0.5 * rho * residual_sq(x)  # noqa: E731
+    for cap_first, expected in ((False, [False, True]), (True, [True])):
+        runs.clear()
+        report = {}
+        x, _, gap, newton = solve_subproblem_np(gram, q, rho, gamma, r, False, np.zeros(1 + maps.size),
+                                                residual_sq, 1.0, 1, factor=a_sub, capped=False,
+                                                cap_first=cap_first, report=report)
+        assert runs == expected and report["capped"] is True and newton > 0
+        assert rule(x, gap) and float(x[1:] @ reward[1:]) <= gamma * (1 + 1e-9)

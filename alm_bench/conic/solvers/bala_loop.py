@@ -220,6 +220,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                            dtype=torch.float64, device=device)
 
     fista_budget = ctl.subproblem_max_iter
+    cap_first, sub_report = False, {}   # which interior-point variant a trace-fixing problem tries first
     lam_error = None   # how far lam_y may lie above lambda_min (ritz_error), once an oracle call at y says
     claim_checked = False   # the center's lambda refined for a claim (below)
     trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
@@ -258,7 +259,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                                                                    fista_budget, factor=a_np,
                                                                    interior_fallback=ctl.subproblem_interior,
                                                                    capped=problem.gamma_adaptive or not trace_fixed,
-                                                                   n_lp=n_lp, column_blocks=col_blocks)
+                                                                   n_lp=n_lp, column_blocks=col_blocks,
+                                                                   cap_first=cap_first, report=sub_report)
+            # Where the cap's barrier was needed (qap), the next subproblem tries it first: qap6 spent 60% of
+            # its Newton steps on the barrier-free attempts that missed the rule.
+            cap_first = sub_report.get("capped", cap_first)
             # Where FISTA needed the interior-point method, the next subproblem (a nearby one) will too: it
             # then gets only a short FISTA start.
             fista_budget = INTERIOR_FISTA_BUDGET if newton else ctl.subproblem_max_iter

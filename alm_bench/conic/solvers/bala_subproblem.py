@@ -290,13 +290,16 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
                         x0: np.ndarray, residual_sq: "callable", kappa: float, max_iter: int,
                         check_every: int = 5, interior_fallback: bool = True,
                         factor: np.ndarray | None = None, capped: bool = True,
-                        n_lp: int = 0, column_blocks: np.ndarray | None = None) -> tuple[np.ndarray, int, float, int]:
+                        n_lp: int = 0, column_blocks: np.ndarray | None = None,
+                        cap_first: bool = False, report: dict | None = None) -> tuple[np.ndarray, int, float, int]:
     """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays, then, if FISTA did not meet the
     rule in max_iter iterations, the interior-point method (bala_interior.py) from its point. Returns x, FISTA
     iterations, the final gap and the Newton steps (0 without the fallback). `factor` F (hess = rho F^T F)
     makes the Newton steps cheaper where F has fewer rows than columns; `capped` False: the constraints fix
-    the trace (bala_interior.solve_subproblem_interior); the last `n_lp` entries of x are the diagonal (LP)
-    blocks' entries, nonnegative and inside the same trace cap. `column_blocks`: S block-diagonal (SvecMaps)."""
+    the trace (bala_interior.solve_subproblem_interior), and the interior-point method runs without the cap's
+    barrier, then with it where that misses the rule (`cap_first`: the other way round); `report["capped"]`
+    says which one gave x. The last `n_lp` entries of x are the diagonal (LP) blocks' entries, nonnegative and
+    inside the same trace cap. `column_blocks`: S block-diagonal (SvecMaps)."""
     maps = SvecMaps(r, column_blocks)
     ds = maps.size
     s_part = slice(1, 1 + ds)
@@ -369,18 +372,22 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     # a number of Newton steps that does not depend on it.
     from alm_bench.conic.solvers.bala_interior import solve_subproblem_interior
 
-    start = x
-    x, newton, gap = solve_subproblem_interior(hess, q, rho, gamma, maps, use_eta, start, residual_sq, kappa, fw_gap,
-                                               factor, capped, n_lp=n_lp)
-    if not capped and gap > kappa ** 2 * 0.5 * rho * residual_sq(x):
-        # Without the cap's barrier the minimiser can lie far outside eta + tr S <= gamma while the penalty is
-        # still loose (qap5 at rho = 241: trace ~50 scaled into 6, a Frank-Wolfe gap of 7.6e4 for a rule of
-        # 2.4e4, and 340 null steps); with the barrier the same subproblem met the rule (gap 0.43) in 26 steps.
-        capped_x, capped_newton, capped_gap = solve_subproblem_interior(
-            hess, q, rho, gamma, maps, use_eta, start, residual_sq, kappa, fw_gap, factor, True, n_lp=n_lp)
-        newton += capped_newton
-        if capped_gap < gap:
-            x, gap = capped_x, capped_gap
+    # Without the cap's barrier the minimiser can lie far outside eta + tr S <= gamma while the penalty is still
+    # loose (qap5 at rho = 241: trace ~50 scaled into 6, a Frank-Wolfe gap of 7.6e4 for a rule of 2.4e4, and 340
+    # null steps); with the barrier the same subproblem met the rule (gap 0.43) in 26 steps. With it, theta's
+    # Newton systems lost their precision (solve_subproblem_interior): so one, then the other if needed.
+    start, best, newton = x, None, 0
+    for with_cap in [True] if capped else ([True, False] if cap_first else [False, True]):
+        x, steps, gap = solve_subproblem_interior(hess, q, rho, gamma, maps, use_eta, start, residual_sq, kappa,
+                                                  fw_gap, factor, with_cap, n_lp=n_lp)
+        newton += steps
+        if best is None or gap < best[1]:
+            best = (x, gap, with_cap)
+        if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x):
+            break
+    x, gap, with_cap = best
+    if report is not None:
+        report["capped"] = with_cap
     return x, iters, gap, newton
 
 
