@@ -328,7 +328,7 @@ def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol
         value = float(scipy.linalg.eigvalsh(matrix.toarray(), subset_by_index=[0, 0])[0])
         return value - 1e-13 * slack.n * scale
     if residual_tol is not None:
-        sigma = float(abs(matrix).sum(axis=1).max())
+        sigma = slack.gershgorin()
         shifted = (matrix + sigma * scipy.sparse.identity(slack.n, format="csr")).tocsr()
         values, vectors = _arpack_smallest(shifted, 1, max(residual_tol / (2 * sigma), 1e-15), ncv, restarts)
         values = values - sigma
@@ -346,8 +346,7 @@ def lambda_min_at_least(slack: CSROperator, t: float, sparse: bool | None = None
     S - t I is PSD; the sparse route bounds its own residual against the same margin."""
     matrix = slack.scipy()
     n = slack.n
-    row_sums = float(np.asarray(abs(matrix).sum(axis=1)).max(initial=0.0))
-    margin = 10 * n * np.finfo(np.float64).eps * (row_sums + abs(t))
+    margin = 10 * n * np.finfo(np.float64).eps * (slack.gershgorin() + abs(t))
     if sparse if sparse is not None else sparse_psd.factor_pays(matrix):
         proven = sparse_psd.proves_at_least(matrix, t, margin)
         if proven is not None:

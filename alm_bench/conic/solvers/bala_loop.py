@@ -220,16 +220,16 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                            dtype=torch.float64, device=device)
 
     fista_budget = ctl.subproblem_max_iter
-    cap_first, sub_report = False, {}   # which interior-point variant a trace-fixing problem tries first
+    cap_first = False   # which interior-point variant a trace-fixing problem tries first
     lam_error = None   # how far lam_y may lie above lambda_min (ritz_error), once an oracle call at y says
     claim_checked = False   # the center's lambda refined for a claim (below)
     trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
+    col_blocks = blocks_of(basis)   # the basis's blocks and S's coordinates, kept with the basis below
+    idx = svec_indices(basis.shape[1], device, col_blocks)
     while True:
         t0 = time.perf_counter()
         s = ctl.state
         r = basis.shape[1]
-        col_blocks = blocks_of(basis)
-        idx = svec_indices(r, device, col_blocks)
         if numpy_kernels and problem.has_diagonal_constraints():
             a_sub = torch.from_numpy(diagonal_constraint_matrix(basis.numpy(), agg_a.numpy()))
         else:
@@ -254,6 +254,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         if numpy_kernels:
             a_np, b_np = a_sub.numpy(), b.numpy()
             residual_sq_np = lambda x: float(np.square(b_np - a_np @ x).sum())  # noqa: E731
+            sub_report = {}   # filled only where the interior-point method ran
             x_np, sub_iters, sub_gap, newton = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r,
                                                                    use_eta, warm.numpy(), residual_sq_np, ctl.kappa,
                                                                    fista_budget, factor=a_np,
@@ -357,10 +358,11 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             factor = torch.cat([factor, lp_factor], dim=1)
         basis = extended(kept, found.vectors)
         r_new = basis.shape[1]
+        col_blocks = blocks_of(basis)
+        idx = svec_indices(r_new, device, col_blocks)
         warm_s = torch.zeros(r_new, r_new, dtype=torch.float64, device=device)
         warm_s[:keep, :keep] = torch.diag(lam_keep)
-        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, svec_indices(r_new, device, blocks_of(basis))),
-                          x_lp])
+        warm = torch.cat([warm_s.new_tensor([weight]), svec(warm_s, idx), x_lp])
 
         if descent:
             claim_checked = False
