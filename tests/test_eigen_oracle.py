@@ -157,28 +157,37 @@ def test_an_oracle_that_never_converges_stops_the_run_with_its_trace(monkeypatch
     assert summary["iterations"] == len(rows) >= 1 and len(calls) == 4
 
 
-def test_arpack_to_an_absolute_residual_still_bounds_lambda_min_from_below() -> None:
-    """residual_tol: ARPACK on S + sigma I to a residual that a claim's margin allows, for a lambda_min near 0
-    (where its own relative tolerance meant round-off). The result stays a lower bound, within residual_tol,
-    and costs fewer products than the run to round-off."""
-    import scipy.sparse.linalg as spla
-
-    import alm_bench.conic.eigen as eo
-
+def near_zero_slack() -> tuple[CSROperator, np.ndarray]:
+    """clustered_slack shifted so that lambda_min = 0, as at an SDP optimum (where ARPACK's relative tolerance
+    means round-off), and its exact eigenvalues."""
     slack, exact = clustered_slack()
     shifted = (slack.scipy() - exact[0] * sp.identity(400)).tocsr()
-    near_zero = CSROperator(shifted.indptr, shifted.indices, torch.from_numpy(shifted.data), 400)
-    exact = exact - exact[0]   # lambda_min = 0, as at an SDP optimum
-    products = []
+    return CSROperator(shifted.indptr, shifted.indices, torch.from_numpy(shifted.data), 400), exact - exact[0]
+
+
+def counting_eigsh(products: list):
+    """scipy's eigsh with every matrix-vector product appended to `products`."""
+    import scipy.sparse.linalg as spla
+
     real_eigsh = spla.eigsh
 
-    def counting_eigsh(matrix, **kwargs):
+    def eigsh(matrix, **kwargs):
         operator = spla.aslinearoperator(matrix)
         counted = spla.LinearOperator(matrix.shape, matvec=lambda v: products.append(1) or operator.matvec(v),
                                       dtype=np.float64)
         return real_eigsh(counted, **kwargs)
+    return eigsh
 
-    with mock.patch.object(eo.spla, "eigsh", counting_eigsh):
+
+def test_arpack_to_an_absolute_residual_still_bounds_lambda_min_from_below() -> None:
+    """residual_tol: ARPACK on S + sigma I to a residual that a claim's margin allows, for a lambda_min near 0
+    (where its own relative tolerance meant round-off). The result stays a lower bound, within residual_tol,
+    and costs fewer products than the run to round-off."""
+    import alm_bench.conic.eigen as eo
+
+    near_zero, exact = near_zero_slack()
+    products = []
+    with mock.patch.object(eo.spla, "eigsh", counting_eigsh(products)):
         for residual_tol in (1e-4, 1e-7):
             products.clear()
             bound = eo.certified_lambda_min(near_zero, dense_limit=0, residual_tol=residual_tol)
@@ -188,3 +197,28 @@ def test_arpack_to_an_absolute_residual_still_bounds_lambda_min_from_below() -> 
         full = eo.certified_lambda_min(near_zero, dense_limit=0, tol=1e-12)
         assert full <= exact[0] <= full + 1e-8
         assert loose < len(products)
+
+
+def test_the_oracles_arpack_fallback_stops_at_the_calls_own_tolerance(monkeypatch) -> None:
+    """Above DENSE_LIMIT an unconverged LOBPCG hands over to ARPACK at the tolerance the oracle was called with
+    (absolute, on S + sigma I), not ARPACK's relative 1e-10, which near lambda_min = 0 meant round-off, no
+    convergence, and a dense eigh (50 s a call on G60). The pairs meet that residual, the values lie within
+    it of the exact ones (never below), and it takes fewer products than the run to 1e-10."""
+    import alm_bench.conic.eigen as eo
+
+    near_zero, exact = near_zero_slack()
+    products = []
+    monkeypatch.setattr(eo, "DENSE_LIMIT", 10)
+    monkeypatch.setattr(eo.spla, "eigsh", counting_eigsh(products))
+    tol = 1e-6 * near_zero.gershgorin()
+    oracle = BlockLOBPCG(400, torch.device("cpu"), max_iter=1, seed=0)
+    found = oracle(near_zero, wanted=3, block_size=8, tol=tol)
+    assert oracle.fallbacks == 1 and found.converged and products
+    values, vectors = found.values.numpy(), found.vectors.numpy()
+    residuals = np.linalg.norm(near_zero.scipy() @ vectors - vectors * values, axis=0)
+    assert residuals.max() <= tol
+    assert np.all(values >= exact[:3] - 1e-12) and np.all(values <= exact[:3] + tol)
+    at_tol = len(products)
+    products.clear()
+    eo.smallest_eigenpairs(near_zero, 4)   # ARPACK's relative 1e-10
+    assert at_tol < len(products)

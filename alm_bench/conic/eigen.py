@@ -213,7 +213,9 @@ class BlockLOBPCG:
         if result.converged or not fallback:
             return result
         self.fallbacks += 1
-        values, vectors = smallest_eigenpairs(slack, wanted + 1)
+        # ARPACK to the call's own tolerance, from the block's lowest vector (smallest_eigenpairs).
+        values, vectors = smallest_eigenpairs(slack, wanted + 1, residual_tol=tol,
+                                              v0=self.block[:, 0].cpu().numpy())
         vectors = torch.as_tensor(vectors, device=self.device)
         self.block = torch.cat([vectors, self.block[:, vectors.shape[1]:]], dim=1)
         return EigResult(torch.as_tensor(values[:wanted], device=self.device), vectors[:, :wanted],
@@ -224,8 +226,8 @@ class OracleFailed(SolverFailed):
     """No eigensolver converged: the run stops with this message rather than use an unconverged value."""
 
 
-def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV,
-                     restarts: int = ARPACK_RESTARTS) -> tuple[np.ndarray, np.ndarray]:
+def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV, restarts: int = ARPACK_RESTARTS,
+                     v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """ARPACK's k smallest eigenpairs with a Lanczos basis of ARPACK_NCV vectors: near an SDP optimum the
     bottom of the spectrum is a near-continuum, where the default basis (20) did not converge in 10 minutes
     on G55 (n = 5000); with 64 it took 0.2 s on G60 (n = 7000). Dense LAPACK when ARPACK gives up, up to
@@ -233,7 +235,7 @@ def _arpack_smallest(matrix, k: int, tol: float, ncv: int = ARPACK_NCV,
     n = matrix.shape[0]
     try:
         values, vectors = spla.eigsh(matrix, k=k, which="SA", tol=tol, ncv=min(n, max(ncv, 2 * k + 1)),
-                                     maxiter=restarts, v0=fixed_start(n))
+                                     maxiter=restarts, v0=fixed_start(n) if v0 is None else v0)
     except spla.ArpackNoConvergence:
         if n > DENSE_FALLBACK_LIMIT:
             raise OracleFailed(f"the eigen-oracle did not converge (LOBPCG, then ARPACK after {restarts} "
@@ -252,7 +254,10 @@ def fixed_start(n: int) -> np.ndarray:
 def lowest_eigenvector(slack: CSROperator, start: Tensor | None, tol: float = 1e-6,
                        restarts: int = 300) -> Tensor | None:
     """ARPACK's eigenvector of lambda_min (k = 1), started from the first column of `start`, as an (n, 1)
-    tensor on the slack's device; None when ARPACK does not converge (the caller goes on without it)."""
+    tensor on the slack's device; None when ARPACK does not converge (the caller goes on without it). Its tol
+    stays relative (near lambda_min = 0, close to round-off): at BALA's oracle tolerance instead (absolute) it
+    cost a fifth as much on G55 but sometimes led the block to the second cluster, and descents on those
+    optimistic values lost the bound (G55 to 1e-6: 1.3e-6 at 45 s, then 7e-5 at 60 s)."""
     v0 = fixed_start(slack.n) if start is None else start[:, 0].cpu().numpy()
     try:
         _, vectors = spla.eigsh(slack.scipy(), k=1, which="SA", tol=tol, ncv=min(slack.n, ARPACK_NCV),
@@ -306,12 +311,34 @@ def block_dense_eigenpairs(slack: CSROperator, ranges: list[tuple[int, int]], wa
                      0, 0.0, True, float(values[min(wanted, k - 1)]), float(values[-1]))
 
 
-def smallest_eigenpairs(slack: CSROperator, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k smallest eigenpairs by a reliable method: dense LAPACK up to DENSE_LIMIT, else ARPACK."""
+def smallest_eigenpairs(slack: CSROperator, k: int, residual_tol: float | None = None,
+                        v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The k smallest eigenpairs by a reliable method: dense LAPACK up to DENSE_LIMIT, else ARPACK (from `v0`
+    when given), to an absolute residual `residual_tol` when given. ARPACK's own tol is relative to the Ritz
+    value, ~0 near an SDP optimum: the oracle's fallback at 1e-10 ran to round-off, gave up after its restarts
+    and fell through to a dense eigh, 50 s a call on G60 near 1e-6 (4 of them in a 300 s run)."""
     k = min(k, slack.n)
     if slack.n <= DENSE_LIMIT:
         return _dense_smallest(slack.scipy(), k)
-    return _arpack_smallest(slack.scipy(), k, 1e-10)
+    if residual_tol is None:
+        return _arpack_smallest(slack.scipy(), k, 1e-10, v0=v0)
+    return _arpack_to_residual(slack, k, residual_tol, v0=v0)
+
+
+def _arpack_to_residual(slack: CSROperator, k: int, residual_tol: float, ncv: int = ARPACK_NCV,
+                        restarts: int = ARPACK_RESTARTS, v0: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """ARPACK's k smallest eigenpairs of S with residuals below `residual_tol` (absolute): run on S + sigma I
+    (_shifted) to relative tol residual_tol / (2 sigma)."""
+    shifted, sigma = _shifted(slack)
+    values, vectors = _arpack_smallest(shifted, k, max(residual_tol / (2 * sigma), 1e-15), ncv, restarts, v0)
+    return values - sigma, vectors
+
+
+def _shifted(slack: CSROperator):
+    """S + sigma I with sigma the Gershgorin radius (every eigenvalue in [0, 2 sigma], the same vectors), and
+    sigma: ARPACK's tol, relative to the Ritz value, is then a bound on the absolute residual."""
+    sigma = slack.gershgorin()
+    return (slack.scipy() + sigma * scipy.sparse.identity(slack.n, format="csr")).tocsr(), sigma
 
 
 def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol: float = 1e-12,
@@ -320,18 +347,14 @@ def certified_lambda_min(slack: CSROperator, dense_limit: int = DENSE_LIMIT, tol
     """A lower bound on lambda_min(S) that can be trusted: dense eigenvalues up to `dense_limit` (LAPACK,
     accurate to round-off, less a round-off margin); above it, ARPACK's Ritz value minus its residual norm.
     ARPACK's `tol` is relative to the Ritz value, which near an SDP optimum is ~0: it then runs to round-off.
-    With `residual_tol` (absolute) it runs on S + sigma I, sigma the Gershgorin radius (same vectors, every
-    eigenvalue in [0, 2 sigma]), to relative tol residual_tol / (2 sigma): a residual below residual_tol."""
+    With `residual_tol` (absolute) it stops at that residual instead (_arpack_to_residual)."""
     matrix = slack.scipy()
     scale = float(abs(matrix).max()) if matrix.nnz else 1.0
     if slack.n <= dense_limit:
         value = float(scipy.linalg.eigvalsh(matrix.toarray(), subset_by_index=[0, 0])[0])
         return value - 1e-13 * slack.n * scale
     if residual_tol is not None:
-        sigma = slack.gershgorin()
-        shifted = (matrix + sigma * scipy.sparse.identity(slack.n, format="csr")).tocsr()
-        values, vectors = _arpack_smallest(shifted, 1, max(residual_tol / (2 * sigma), 1e-15), ncv, restarts)
-        values = values - sigma
+        values, vectors = _arpack_to_residual(slack, 1, residual_tol, ncv, restarts)
     else:
         values, vectors = _arpack_smallest(matrix, 1, tol, ncv, restarts)
     residual = float(np.linalg.norm(matrix @ vectors[:, 0] - values[0] * vectors[:, 0]))
