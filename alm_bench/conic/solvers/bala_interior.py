@@ -310,14 +310,19 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
         p[0, -1] = 1.0
     h_face, q_face_vec = p.T @ hess @ p, p.T @ q
     active = capped and gamma - float(trace_row @ x) <= 1e-6 * gamma
-    if active:   # the KKT system with the cap as an equality
-        t = p.T @ trace_row
-        kkt = np.block([[h_face, t[:, None]], [t[None, :], np.zeros((1, 1))]])
-        rhs = np.concatenate([q_face_vec, [gamma]])
-        z = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:-1]
-    else:
-        z = np.linalg.lstsq(h_face, q_face_vec, rcond=None)[0]
+    try:
+        if active:   # the KKT system with the cap as an equality
+            t = p.T @ trace_row
+            kkt = np.block([[h_face, t[:, None]], [t[None, :], np.zeros((1, 1))]])
+            rhs = np.concatenate([q_face_vec, [gamma]])
+            z = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:-1]
+        else:
+            z = np.linalg.lstsq(h_face, q_face_vec, rcond=None)[0]
+    except np.linalg.LinAlgError:   # LAPACK's SVD gave up on an ill-conditioned face (control3): no polish
+        return None
     out = p @ z
+    if not np.isfinite(out).all():
+        return None
     if out[0] < 0 or float(trace_row @ out) > gamma * (1 + 1e-12):
         return None
     lam_out = np.linalg.eigvalsh(maps.smat(out[1:]).copy())
