@@ -43,13 +43,19 @@ G14 = ("problem=maxcut", f"problem.path={DATA / 'G14.txt'}", "problem.tol=1e-4",
        "controller.log_every=10")   # mixing: a row every 10 sweeps, so the run has rows to stop and resume at
 
 
-@pytest.mark.parametrize("controller, problem, value", [
-    ("bala", MCP100, 226.157351), ("classic_alm", MCP100, 226.157351),
-    pytest.param("mixing", G14, 3191.5668, marks=pytest.mark.slow),   # 2.3 s
+# control2: BALA's subproblems go to the interior-point method, after which FISTA gets a short budget: what the
+# loop remembers of that must survive the checkpoint (it restarted afresh and the resumed run went another way).
+CONTROL2 = ("problem=sdp", f"problem.path={DATA / 'control2.dat-s'}", "problem.tol=1e-4")
+
+
+@pytest.mark.parametrize("controller, problem, value, stop_at", [
+    ("bala", MCP100, 226.157351, 2), ("classic_alm", MCP100, 226.157351, 2),
+    pytest.param("mixing", G14, 3191.5668, 2, marks=pytest.mark.slow),   # 2.3 s
+    pytest.param("bala", CONTROL2, 8.3, 20, marks=pytest.mark.slow),     # 9 s
 ])
-def test_conic_run_resumes_exactly(tmp_path, controller, problem, value):
+def test_conic_run_resumes_exactly(tmp_path, controller, problem, value, stop_at):
     budget = "controller.max_outer_iterations" if controller == "classic_alm" else "controller.max_iterations"
-    whole, resumed = stopped_and_resumed(tmp_path, budget, 2, *problem, f"controller={controller}")
+    whole, resumed = stopped_and_resumed(tmp_path, budget, stop_at, *problem, f"controller={controller}")
     assert_same_run(tmp_path, whole, resumed, ("objective", "bound", "max_eps"))
     assert resumed["sdp_bound"] == whole["sdp_bound"]
     assert abs(resumed["sdp_bound"] - value) / value < 5e-4   # the value in the data README, to the run's tol

@@ -217,6 +217,116 @@ def test_interior_point_subproblem_reaches_the_fista_optimum() -> None:
         assert x[0] >= 0 and np.linalg.eigvalsh(maps.smat(x[1:]))[0] >= -1e-12 and x[0] + np.trace(maps.smat(x[1:])) <= gamma + 1e-12
 
 
+def test_the_interior_fallback_takes_a_larger_system_only_when_allowed() -> None:
+    """A subproblem whose Newton system (order 436) is above INTERIOR_SIZE_LIMIT: with the default limit FISTA's
+    unfinished point comes back (no Newton step, the rule missed); with the persistent-miss limit the
+    interior-point method takes it and meets the rule."""
+    from alm_bench.conic.solvers.bala_subproblem import INTERIOR_SIZE_LIMIT, INTERIOR_SIZE_LIMIT_PERSISTENT
+
+    rng = np.random.default_rng(1)
+    r, rho, gamma, kappa = 29, 50.0, 10.0, 0.5
+    d = 1 + r * (r + 1) // 2
+    n = d + 20   # more rows than columns: the system's order is d
+    assert INTERIOR_SIZE_LIMIT < d <= INTERIOR_SIZE_LIMIT_PERSISTENT
+    a = rng.standard_normal((n, d)) * np.geomspace(1, 1e-3, d)
+    b = a @ np.concatenate([[0.0], SvecMaps(r).svec(np.eye(r) * 0.1)]) + 1e-3 * rng.standard_normal(n)
+    gram, q = a.T @ a, rho * (a.T @ b) - rng.standard_normal(d) * 1e-2
+    residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
+    results = {}
+    for limit in (INTERIOR_SIZE_LIMIT, INTERIOR_SIZE_LIMIT_PERSISTENT):
+        x, iters, gap, newton = solve_subproblem_np(gram, q, rho, gamma, r, True, np.zeros(d), residual_sq, kappa,
+                                                    20, factor=a, interior_size_limit=limit)
+        results[limit] = (iters, gap <= kappa ** 2 * 0.5 * rho * residual_sq(x), newton)
+    assert results[INTERIOR_SIZE_LIMIT] == (20, False, 0)
+    _, met, newton = results[INTERIOR_SIZE_LIMIT_PERSISTENT]
+    assert met and newton > 0
+
+
+def test_bala_raises_the_interior_limit_after_persistent_fista_misses(tmp_path: Path, monkeypatch) -> None:
+    """BALA's loop passes the larger limit exactly when FISTA alone has failed the last PERSISTENT_MISSES
+    subproblems (ran out of its budget, or needed the interior-point method); FISTA starved here (a budget of 1
+    iteration) so that both happen. The count rides in the checkpointed loop state."""
+    import alm_bench.conic.solvers.bala_loop as loop
+    from alm_bench.conic.solvers.bala_subproblem import INTERIOR_SIZE_LIMIT, INTERIOR_SIZE_LIMIT_PERSISTENT
+
+    calls = []   # (limit passed, FISTA missed)
+    real = loop.solve_subproblem_np
+
+    def recording(*args, **kwargs):
+        x, iters, gap, newton = real(*args, **kwargs)
+        calls.append((kwargs["interior_size_limit"], iters >= args[9] or newton > 0))
+        return x, iters, gap, newton
+
+    monkeypatch.setattr(loop, "solve_subproblem_np", recording)
+    problem = SDPAProblem(str(DATA / "theta1.dat-s"), tol=1e-12)
+    run_loop(problem, BALA(subproblem_max_iter=1, max_iterations=12), tmp_path)
+    assert len(calls) == 12
+    misses = 0
+    for limit, missed in calls:
+        assert limit == (INTERIOR_SIZE_LIMIT_PERSISTENT if misses >= loop.PERSISTENT_MISSES else INTERIOR_SIZE_LIMIT)
+        misses = misses + 1 if missed else 0
+    assert {limit for limit, _ in calls} == {INTERIOR_SIZE_LIMIT, INTERIOR_SIZE_LIMIT_PERSISTENT}
+    assert checkpoint.load_loop(tmp_path, "conic")["loop"]["fista_misses"] == misses
+
+
+def test_whole_blocks_are_chosen_where_the_psd_blocks_are_few_and_small() -> None:
+    from alm_bench.conic.solvers.bala_loop import whole_blocks
+    from alm_bench.errors import UserError
+
+    cpu = torch.device("cpu")
+    eye = whole_blocks(31, [(0, 20), (20, 30)], "auto", cpu)   # control2's blocks, and one LP row after them
+    assert eye.shape == (31, 30) and torch.equal(eye[:30], torch.eye(30, dtype=torch.float64))
+    assert not eye[30].any()
+    assert whole_blocks(136, [(4 * b, 4 * b + 4) for b in range(34)], "auto", cpu) is None   # truss2: many blocks
+    assert whole_blocks(50, [(0, 50)], "auto", cpu) is None                                 # svec 1275 > 800
+    assert whole_blocks(30, [(0, 20), (20, 30)], False, cpu) is None
+    assert whole_blocks(50, [(0, 50)], True, cpu).shape == (50, 50)
+    with pytest.raises(UserError, match="controller.full_model=true"):
+        whole_blocks(800, [(0, 800)], True, cpu)
+
+
+def test_bala_with_whole_blocks_solves_control2(tmp_path: Path) -> None:
+    """control2 (blocks of order 20 and 10): with the blocks whole (full_model auto picks it) BALA reaches 1e-4
+    within 100 iterations and its certified bound is within 1e-4 of SDPLIB's 8.3; the low-rank bundle is still
+    above 1e-3 after as many iterations."""
+    summary, rows = run_loop(SDPAProblem(str(DATA / "control2.dat-s"), tol=1e-4), BALA(max_iterations=100),
+                             tmp_path / "whole")
+    assert summary["status"] == "converged"
+    assert abs(summary["sdp_bound"] - 8.3) <= 1e-4 * 8.3
+    iterations = summary["iterations"]
+    low_rank, _ = run_loop(SDPAProblem(str(DATA / "control2.dat-s"), tol=1e-4),
+                           BALA(full_model=False, max_iterations=iterations), tmp_path / "low_rank")
+    assert low_rank["status"] == "max_iterations" and max(low_rank["eps_p"], low_rank["eps_g"]) > 1e-3
+
+
+def test_the_interior_points_face_polish_is_skipped_where_lapack_gives_up(monkeypatch) -> None:
+    """The polish on the final face solves a least-squares system; where LAPACK's SVD does not converge (it did
+    on control3's ill-conditioned faces) the interior-point result stands without it, instead of the run
+    crashing with a LinAlgError."""
+    import alm_bench.conic.solvers.bala_interior as interior
+
+    rng = np.random.default_rng(0)
+    r, n, rho, gamma = 6, 12, 2.0, 3.0
+    d = 1 + r * (r + 1) // 2
+    maps = SvecMaps(r)
+    a = rng.standard_normal((n, d))
+    b = rng.standard_normal(n)
+    gram, q = a.T @ a, rho * (a.T @ b) - rng.standard_normal(d)
+    residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
+
+    def fw_gap(x, grad):
+        low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
+        return float(grad @ x) - gamma * low
+
+    def no_convergence(*args, **kwargs):
+        raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
+
+    monkeypatch.setattr(interior.np.linalg, "lstsq", no_convergence)
+    x, steps, gap = solve_subproblem_interior(rho * gram, q, rho, gamma, maps, True, np.zeros(d), residual_sq, 1e-4,
+                                              fw_gap, factor=a)
+    assert np.isfinite(x).all() and gap <= 1e-6 and steps <= 60
+
+
 def test_only_far_null_steps_lower_rho() -> None:
     assert far_null(cut_error=11.0, model_error=1.0, predicted=1.0)
     assert far_null(cut_error=1.0, model_error=600.0, predicted=1.0)

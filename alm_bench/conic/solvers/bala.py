@@ -97,7 +97,8 @@ class BALA(StateDictMixin):
                  rho_factor: float = 2.0, rho_span: float = 1e6, rho_floor_span: float = 10.0,
                  time_limit_s: float | None = None,
                  subproblem_interior: bool = True, warm_start: bool | str = "auto",
-                 warm_start_factor: float = 10.0, warm_start_max_sweeps: int = 1000) -> None:
+                 warm_start_factor: float = 10.0, warm_start_max_sweeps: int = 1000,
+                 full_model: bool | str = "auto") -> None:
         if rho is not None:
             require_positive("controller.rho", rho)
         require_positive("controller.rho_scale", rho_scale)
@@ -117,6 +118,7 @@ class BALA(StateDictMixin):
         if time_limit_s is not None:
             require_positive("controller.time_limit_s", time_limit_s)
         require(warm_start in (True, False, "auto"), "controller.warm_start", "true, false or auto", warm_start)
+        require(full_model in (True, False, "auto"), "controller.full_model", "true, false or auto", full_model)
         require_positive("controller.warm_start_factor", warm_start_factor)
         require_int("controller.warm_start_max_sweeps", warm_start_max_sweeps)
         self.warm_start, self.warm_start_factor = warm_start, warm_start_factor
@@ -128,6 +130,7 @@ class BALA(StateDictMixin):
         self.rho_factor, self.rho_span, self.time_limit_s = rho_factor, rho_span, time_limit_s
         self.rho_floor_span = rho_floor_span
         self.subproblem_interior = bool(subproblem_interior)
+        self.full_model = full_model
         self.state = BALAState(r_p=r_p_min)
 
     def warm_up(self) -> None:

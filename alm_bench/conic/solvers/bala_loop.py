@@ -23,8 +23,10 @@ from alm_bench.conic.problems import ConicSDP, psd_block_ranges, relative_gap
 from alm_bench.conic.solvers.bala import BALA, descent_test, far_null, new_vectors
 from alm_bench.conic.solvers.bala_blocks import column_blocks, extend_basis_blocks, ranked_block_eigh, row_blocks
 from alm_bench.conic.solvers.bala_warm import primal_phase, start_state, warm_start_applies
-from alm_bench.conic.solvers.bala_subproblem import (Subproblem, diagonal_constraint_matrix, smat, solve_subproblem,
+from alm_bench.conic.solvers.bala_subproblem import (INTERIOR_SIZE_LIMIT, INTERIOR_SIZE_LIMIT_PERSISTENT, Subproblem,
+                                                     diagonal_constraint_matrix, smat, solve_subproblem,
                                                      solve_subproblem_np, svec, svec_indices)
+from alm_bench.errors import UserError
 from alm_bench.runners import RunContext
 
 # Up to this order (all of the PSD blocks, the LP coordinates included) the oracle is a dense eigh: arch0
@@ -65,6 +67,17 @@ SHRINK_FRACTION = 0.25
 CLAIM_NEAR = 10.0
 CLAIM_ERROR_SHARE = 0.1
 INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
+# controller.full_model = auto: where the PSD blocks are few and small (their svec coordinates, the subproblem's
+# size with every block whole, at most FULL_MODEL_SVEC in at most FULL_MODEL_BLOCKS blocks), the bundle spans
+# them whole and the model is exact there: each step is then the proximal ALM step itself. The low-rank bundle
+# learned X*'s rank in such blocks one null step at a time: control2 / control3 (blocks of order 20 + 10,
+# 30 + 15) ended at eps 4.9e-3 / 2e-2 after 30 s, 2.4e-5 / 4.1e-6 with the whole blocks; qap6 (one block of 37)
+# 3.2e-3 -> 3.3e-4. Many tiny blocks are left to the bundle: truss2 (33 blocks of order 4) converged in 16 s
+# with it and was at 4.4e-6 after 30 s with whole blocks; qap5 lost too (2e-5 -> 7.6e-5 at 30 s).
+FULL_MODEL_SVEC = 800
+FULL_MODEL_BLOCKS = 4
+FULL_MODEL_MAX_SVEC = 20000   # controller.full_model = true above this: an error (the subproblem's Gram is its square)
+PERSISTENT_MISSES = 3   # subproblems in a row that FISTA alone did not solve: the fallback then takes larger systems
 
 
 def ritz_error(found, scale: float) -> float:
@@ -114,6 +127,23 @@ def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     return torch.cat([kept, q], dim=1)
 
 
+def whole_blocks(n: int, ranges: list[tuple[int, int]], full_model: bool | str,
+                 device: torch.device) -> Tensor | None:
+    """The unit vectors of every PSD row (n x sum of the block orders) where the bundle is to span the blocks
+    whole (controller.full_model; auto: FULL_MODEL_SVEC, FULL_MODEL_BLOCKS), else None."""
+    svec_size = sum((hi - lo) * (hi - lo + 1) // 2 for lo, hi in ranges)
+    if full_model is True and svec_size > FULL_MODEL_MAX_SVEC:
+        raise UserError(f"controller.full_model=true: the PSD blocks have {svec_size} svec coordinates, more than "
+                        f"the {FULL_MODEL_MAX_SVEC} a whole-block subproblem can take; use auto or false")
+    if not (full_model is True or (full_model == "auto" and svec_size <= FULL_MODEL_SVEC
+                                   and len(ranges) <= FULL_MODEL_BLOCKS)):
+        return None
+    on = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
+    eye = torch.zeros(n, on.size, dtype=torch.float64, device=device)
+    eye[torch.as_tensor(on, device=device), torch.arange(on.size, device=device)] = 1.0
+    return eye
+
+
 def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = None) -> Iterator[ConicIterate]:
     device = ctx.device
     numpy_kernels = numpy_path(device)   # else torch ops: the device=cuda path (conic/kernels.py)
@@ -138,6 +168,12 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
 
     def extended(kept: Tensor, new: Tensor) -> Tensor:
         return extend_basis(kept, new) if rows is None else extend_basis_blocks(kept, new, rows, extend_basis)
+
+    whole = whole_blocks(n, ranges, ctl.full_model, device)   # every PSD row's unit vector, or None
+
+    def with_whole(basis: Tensor) -> Tensor:
+        return basis if whole is None else extended(basis, whole)
+
     if n_lp:   # the diagonal (LP) blocks' entries are subproblem variables of their own, not bundle directions
         a_lp, c_lp = problem.lp_columns()
         lp_rows = torch.as_tensor(problem.lp_index, device=device)
@@ -213,16 +249,20 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
         found, lam_y = eigenpairs(problem.slack(y), ctl.r_p_min + r_c + EXTRA_BLOCK, ORACLE_TOL_CAP * scale)
         g_y = dual_function(y, lam_y)
         eig_gap = found.spread(scale)
-        basis = found.vectors if rows is None else extended(found.vectors[:, :0], found.vectors)
+        basis = with_whole(found.vectors if rows is None else extended(found.vectors[:, :0], found.vectors))
         # The aggregate starts as I/n: A(I)/n and tr(C)/n.
         agg_a, agg_c, use_eta = problem.constraint_traces() / n, problem.c_trace() / n, True
         warm = torch.zeros(1 + svec_indices(basis.shape[1], device, blocks_of(basis))[0].numel() + n_lp,
                            dtype=torch.float64, device=device)
 
-    fista_budget = ctl.subproblem_max_iter
-    cap_first = False   # which interior-point variant a trace-fixing problem tries first
-    lam_error = None   # how far lam_y may lie above lambda_min (ritz_error), once an oracle call at y says
-    claim_checked = False   # the center's lambda refined for a claim (below)
+    # What the loop learns from one iteration for the next. It is in the checkpoint too, so that a resumed run
+    # continues exactly (control2 resumed at iteration 20 went another way when these started afresh).
+    saved = start or {}
+    fista_budget = saved.get("fista_budget", ctl.subproblem_max_iter)   # short once the interior method was needed
+    fista_misses = saved.get("fista_misses", 0)   # subproblems in a row that FISTA alone did not solve
+    cap_first = saved.get("cap_first", False)     # which interior-point variant a trace-fixing problem tries first
+    lam_error = saved.get("lam_error")            # how far lam_y may lie above lambda_min (ritz_error), once known
+    claim_checked = saved.get("claim_checked", False)   # the center's lambda refined for a claim (below)
     trace_fixed = problem.trace is not None and problem.trace.exact and gamma == problem.trace.bound
     col_blocks = blocks_of(basis)   # the basis's blocks and S's coordinates, kept with the basis below
     idx = svec_indices(basis.shape[1], device, col_blocks)
@@ -255,13 +295,17 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             a_np, b_np = a_sub.numpy(), b.numpy()
             residual_sq_np = lambda x: float(np.square(b_np - a_np @ x).sum())  # noqa: E731
             sub_report = {}   # filled only where the interior-point method ran
+            interior_limit = (INTERIOR_SIZE_LIMIT_PERSISTENT if fista_misses >= PERSISTENT_MISSES
+                              else INTERIOR_SIZE_LIMIT)
             x_np, sub_iters, sub_gap, newton = solve_subproblem_np(gram.numpy(), q.numpy(), s.rho, gamma, r,
                                                                    use_eta, warm.numpy(), residual_sq_np, ctl.kappa,
                                                                    fista_budget, factor=a_np,
                                                                    interior_fallback=ctl.subproblem_interior,
                                                                    capped=problem.gamma_adaptive or not trace_fixed,
                                                                    n_lp=n_lp, column_blocks=col_blocks,
-                                                                   cap_first=cap_first, report=sub_report)
+                                                                   cap_first=cap_first, report=sub_report,
+                                                                   interior_size_limit=interior_limit)
+            fista_misses = 0 if sub_iters < fista_budget and not newton else fista_misses + 1   # FISTA met the rule?
             # Where the cap's barrier was needed (qap), the next subproblem tries it first: qap6 spent 60% of
             # its Newton steps on the barrier-free attempts that missed the rule.
             cap_first = sub_report.get("capped", cap_first)
@@ -356,7 +400,7 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             lp_factor = torch.zeros(n, on.numel(), dtype=torch.float64, device=device)
             lp_factor[lp_rows[on], torch.arange(on.numel(), device=device)] = x_lp[on].sqrt()
             factor = torch.cat([factor, lp_factor], dim=1)
-        basis = extended(kept, found.vectors)
+        basis = with_whole(extended(kept, found.vectors))
         r_new = basis.shape[1]
         col_blocks = blocks_of(basis)
         idx = svec_indices(r_new, device, col_blocks)
@@ -391,4 +435,6 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                  "oracle_s": t_eig, "primal_phase_sweeps": 0, "primal_phase_s": 0.0},
             state={"controller": ctl.state_dict(), "oracle": oracle.state_dict(), "y": y.cpu(), "basis": basis.cpu(),
                    "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
-                   "agg_c": float(agg_c), "use_eta": use_eta, "gamma": gamma})
+                   "agg_c": float(agg_c), "use_eta": use_eta, "gamma": gamma, "fista_budget": fista_budget,
+                   "fista_misses": fista_misses, "cap_first": cap_first, "lam_error": lam_error,
+                   "claim_checked": claim_checked})

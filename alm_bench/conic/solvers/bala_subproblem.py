@@ -154,6 +154,12 @@ def solve_subproblem(sub: Subproblem, x0: Tensor, residual_sq: "callable", kappa
 # The interior-point fallback's Newton system has order min(constraints + 1, len x); above this its steps cost
 # more than FISTA's remaining iterations save (mcp500-1: 18 s a subproblem at order 1486 where rank X* = 60).
 INTERIOR_SIZE_LIMIT = 400
+# ... unless FISTA misses its rule subproblem after subproblem (the loop decides: bala_loop.PERSISTENT_MISSES),
+# where up to this order the Newton steps pay: theta3 (order 529, m = 1106) ran 500 FISTA iterations on every
+# subproblem from its 70th and crept to eps 2e-5 in 60 s; with the interior-point method, 5e-6. A single miss
+# does not qualify: maxG11 (order 466) missed once, and then solving every subproblem by Newton steps took it
+# from 3.2 to 5.8 s to 1e-6.
+INTERIOR_SIZE_LIMIT_PERSISTENT = 800
 
 # ---- CPU fast path ----------------------------------------------------------------------------------
 # Each FISTA iteration is a handful of tiny ops (r ~ 20, m ~ 200) around one r x r eigendecomposition: in
@@ -291,7 +297,8 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
                         check_every: int = 5, interior_fallback: bool = True,
                         factor: np.ndarray | None = None, capped: bool = True,
                         n_lp: int = 0, column_blocks: np.ndarray | None = None,
-                        cap_first: bool = False, report: dict | None = None) -> tuple[np.ndarray, int, float, int]:
+                        cap_first: bool = False, report: dict | None = None,
+                        interior_size_limit: int = INTERIOR_SIZE_LIMIT) -> tuple[np.ndarray, int, float, int]:
     """`solve_subproblem` (same iteration, same stopping rule) on numpy arrays, then, if FISTA did not meet the
     rule in max_iter iterations, the interior-point method (bala_interior.py) from its point. Returns x, FISTA
     iterations, the final gap and the Newton steps (0 without the fallback). `factor` F (hess = rho F^T F)
@@ -299,7 +306,8 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
     the trace (bala_interior.solve_subproblem_interior), and the interior-point method runs without the cap's
     barrier, then with it where that misses the rule (`cap_first`: the other way round); `report["capped"]`
     says which one gave x. The last `n_lp` entries of x are the diagonal (LP) blocks' entries, nonnegative and
-    inside the same trace cap. `column_blocks`: S block-diagonal (SvecMaps)."""
+    inside the same trace cap. `column_blocks`: S block-diagonal (SvecMaps). `interior_size_limit`: the largest
+    Newton system the fallback takes on."""
     maps = SvecMaps(r, column_blocks)
     ds = maps.size
     s_part = slice(1, 1 + ds)
@@ -366,7 +374,7 @@ def solve_subproblem_np(gram: np.ndarray, q: np.ndarray, rho: float, gamma: floa
                           check_every)
     rows = factor.shape[0] if factor is not None else hess.shape[0]
     system = min(rows + 1, hess.shape[0])   # the order of the interior-point method's Newton system
-    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback or system > INTERIOR_SIZE_LIMIT:
+    if gap <= kappa ** 2 * 0.5 * rho * residual_sq(x) or not interior_fallback or system > interior_size_limit:
         return x, iters, gap, 0
     # FISTA's rate is that of H's conditioning: past its budget the interior-point method finishes the job in
     # a number of Newton steps that does not depend on it.
