@@ -125,6 +125,8 @@ class ConicSDP:
         pair_keys, pair_of = np.unique(self._k.astype(np.int64) * self.n + self._i, return_inverse=True)
         self._pairs = (pair_keys // self.n, pair_keys % self.n, pair_of)   # the distinct (k, i): rows of each A_k
         self._pair_rows = sp.csr_matrix((self._v, (pair_of, self._j)), shape=(pair_keys.size, self.n))
+        self._pair_sum = sp.csr_matrix((np.ones(pair_keys.size), (self._pairs[0], np.arange(pair_keys.size))),
+                                       shape=(self.m, pair_keys.size))   # sums the distinct (k, i) into k
         self.trace = self._trace_certificate()
         self.trace_cap = self.trace.bound if self.trace is not None else math.inf
         self.gamma = self._trace_bound(trace_bound)
@@ -219,6 +221,10 @@ class ConicSDP:
         if self.diagonal:
             return p[:, a] * p[:, b]
         rows = self._constraint_rows(p)
+        if numpy_path(p.device):   # the sum over each A_k's rows as a sparse product: index_add_ was 3x slower
+            pn, an, bn = p.numpy(), a.numpy(), b.numpy()
+            terms = pn[self._pairs[1][:, None], an[None, :]] * rows.numpy()[:, bn]
+            return torch.from_numpy(self._pair_sum @ terms)
         out = torch.zeros(self.m, a.numel(), dtype=p.dtype, device=p.device)
         return out.index_add_(0, self.pair_k, p[self.pair_i][:, a] * rows[:, b])
 
