@@ -278,6 +278,7 @@ def test_whole_blocks_are_chosen_where_the_psd_blocks_are_few_and_small() -> Non
     assert eye.shape == (31, 30) and torch.equal(eye[:30], torch.eye(30, dtype=torch.float64))
     assert not eye[30].any()
     assert whole_blocks(136, [(4 * b, 4 * b + 4) for b in range(34)], "auto", cpu) is None   # truss2: many blocks
+    assert whole_blocks(31, [(5 * b, 5 * b + 5) for b in range(6)], "auto", cpu).shape == (31, 30)   # truss3
     assert whole_blocks(50, [(0, 50)], "auto", cpu) is None                                 # svec 1275 > 800
     assert whole_blocks(30, [(0, 20), (20, 30)], False, cpu) is None
     assert whole_blocks(50, [(0, 50)], True, cpu).shape == (50, 50)
@@ -300,9 +301,9 @@ def test_bala_with_whole_blocks_solves_control2(tmp_path: Path) -> None:
 
 
 def test_the_interior_points_face_polish_is_skipped_where_lapack_gives_up(monkeypatch) -> None:
-    """The polish on the final face solves a least-squares system; where LAPACK's SVD does not converge (it did
-    on control3's ill-conditioned faces) the interior-point result stands without it, instead of the run
-    crashing with a LinAlgError."""
+    """The polish on the final face solves a least-squares problem by an SVD; where LAPACK's SVD does not
+    converge (it did on control3's ill-conditioned faces) the interior-point result stands without it, instead
+    of the run crashing with a LinAlgError."""
     import alm_bench.conic.solvers.bala_interior as interior
 
     rng = np.random.default_rng(0)
@@ -321,10 +322,30 @@ def test_the_interior_points_face_polish_is_skipped_where_lapack_gives_up(monkey
     def no_convergence(*args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
 
-    monkeypatch.setattr(interior.np.linalg, "lstsq", no_convergence)
+    monkeypatch.setattr(interior.np.linalg, "svd", no_convergence)
     x, steps, gap = solve_subproblem_interior(rho * gram, q, rho, gamma, maps, True, np.zeros(d), residual_sq, 1e-4,
                                               fw_gap, factor=a)
     assert np.isfinite(x).all() and gap <= 1e-6 and steps <= 60
+
+
+@pytest.mark.parametrize("rows, cols", [(20, 50), (60, 40), (30, 30)])
+def test_the_face_minimiser_from_a_root_matches_least_squares_on_the_kkt_system(rows: int, cols: int) -> None:
+    """_quadratic_minimiser(G, q, t, gamma) works from G's SVD (G = sqrt(rho) F p, fewer rows than the face
+    has coordinates on truss5): the same minimiser as least squares on G^T G, and with the cap active on the
+    KKT system, which it replaced."""
+    from alm_bench.conic.solvers.bala_interior import _quadratic_minimiser
+
+    rng = np.random.default_rng(rows + cols)
+    g = rng.standard_normal((rows, cols))
+    q, t, gamma = g.T @ rng.standard_normal(rows), rng.random(cols), 3.0
+    h = g.T @ g
+    free = _quadratic_minimiser(g, q, None, gamma)
+    assert np.allclose(free, np.linalg.lstsq(h, q, rcond=None)[0], atol=1e-8)
+    kkt = np.block([[h, t[:, None]], [t[None, :], np.zeros((1, 1))]])
+    expected = np.linalg.lstsq(kkt, np.concatenate([q, [gamma]]), rcond=None)[0][:-1]
+    on_plane = _quadratic_minimiser(g, q, t, gamma)
+    assert abs(float(t @ on_plane) - gamma) <= 1e-10
+    assert np.allclose(on_plane, expected, atol=1e-8)
 
 
 def test_only_far_null_steps_lower_rho() -> None:
