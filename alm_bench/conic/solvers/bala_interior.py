@@ -19,6 +19,7 @@ import math
 import numpy as np
 import scipy.linalg
 import scipy.linalg.lapack
+import scipy.sparse
 
 from alm_bench.conic.solvers.bala_subproblem import SvecMaps
 
@@ -101,8 +102,7 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
         x_lp = x[lp]
         if sigma <= 0 or (use_eta and eta <= 0) or (n_lp and x_lp.min() <= 0):   # at the boundary to round-off
             break
-        w = np.linalg.inv(s)
-        w = (w + w.T) / 2
+        w = _inverse(s, maps)
         g_bar = trace_row / sigma
         g_bar[s_part] -= maps.svec(w)
         g_bar[lp] -= 1.0 / x_lp
@@ -147,7 +147,7 @@ def _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, ma
     def apply(v: np.ndarray) -> np.ndarray:
         out = hess @ v
         barrier = trace_row * (float(trace_row @ v) / sigma ** 2)
-        barrier[s_part] += maps.svec(w @ maps.smat(v[s_part]) @ w)
+        barrier[s_part] += _congruence(w, v[s_part], maps)
         barrier[lp] += v[lp] / x_lp ** 2
         if use_eta:
             barrier[0] += v[0] / eta ** 2
@@ -201,7 +201,7 @@ def _line_search(x, dx, grad, hess, tau, s, maps, gamma, trace_row, use_eta, lp)
     (dS, S) give d/dalpha -log det(S + alpha dS) = -sum mu / (1 + alpha mu)), so no difference of two
     large function values decides the step (those stalled it once tau was 1e-10 of |f|)."""
     try:
-        mu = scipy.linalg.eigh(maps.smat(dx[1:lp.start]).copy(), s, eigvals_only=True)
+        mu = _generalised_eigenvalues(dx[1:lp.start], s, maps)
     except np.linalg.LinAlgError:
         return 0.0
     sigma, slope = gamma - float(trace_row @ x), float(trace_row @ dx)
@@ -249,7 +249,7 @@ def _purified(x: np.ndarray, grad: np.ndarray, tau: float, maps: SvecMaps, gamma
     sigma = max(gamma - float(trace_row @ x), 1e-300)
     s_part = slice(1, 1 + maps.size)
     lam, vec, share = maps.ranked_eigh(maps.smat(x[s_part]).copy())   # the share within each block, if several
-    dual = np.einsum("ij,ik,kj->j", vec, maps.smat(grad[s_part]).copy(), vec) + tau / sigma
+    dual = ((maps.smat(grad[s_part]) @ vec) * vec).sum(axis=0) + tau / sigma
     top, top_dual = max(float(lam.max()), 1e-300), max(float(np.abs(dual).max()), 1e-300)
     lam = np.where(share > np.maximum(dual, 0.0) / top_dual, lam, 0.0)
     out = x.copy()
@@ -293,32 +293,15 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
     k = q_face.shape[1]
     if k == 0:
         return None
-    # Where S is block-diagonal its face is too: T only within blocks (truss2: 40 face vectors gave an 820 x 820
-    # least-squares system, 0.17 s, where the blocks' own pairs number ~60).
-    sub = SvecMaps(k, None if maps.blocks is None else maps.blocks[np.abs(q_face).argmax(axis=0)])
-    a, b = sub.a, sub.b
-    if maps.blocks is None:
-        basis = np.zeros((sub.size, k, k))
-        basis[np.arange(a.size), a, b] = sub.inv_weight
-        basis[np.arange(a.size), b, a] = sub.inv_weight
-        lifted = np.matmul(np.matmul(q_face, basis), q_face.T)          # Q E_p Q^T for each basis matrix E_p
-        columns = [maps.svec(m_).copy() for m_ in lifted]
-    else:   # the same columns entry by entry: Q E_p Q^T has sum_p k_b^2 r^2 entries, mostly across blocks
-        qa, qb = q_face[maps.a], q_face[maps.b]
-        half = np.where(a == b, 0.5, 1.0) * sub.inv_weight
-        columns = ((qa[:, a] * qb[:, b] + qa[:, b] * qb[:, a]) * half * maps.weight[:, None]).T
     d = hess.shape[0]
     free_eta = use_eta and x[0] > 1e-6 * top
-    p = np.zeros((d, len(columns) + (1 if free_eta else 0)))
-    p[1:, :len(columns)] = np.array(columns).T
-    if free_eta:
-        p[0, -1] = 1.0
+    p = _face_basis(q_face, maps, d, free_eta)
     active = capped and gamma - float(trace_row @ x) <= 1e-6 * gamma
     try:
         if root is not None:
-            g_face = root @ p
+            g_face = np.asarray((p.T @ root.T).T)
         else:   # a root of p^T hess p from its eigendecomposition
-            values, vectors = np.linalg.eigh(p.T @ hess @ p)
+            values, vectors = np.linalg.eigh(np.asarray(p.T @ (p.T @ hess).T))
             g_face = np.sqrt(np.maximum(values, 0.0))[:, None] * vectors.T
         z = _quadratic_minimiser(g_face, p.T @ q, p.T @ trace_row if active else None, gamma)
     except np.linalg.LinAlgError:   # LAPACK's SVD gave up on an ill-conditioned face (control3): no polish
@@ -328,10 +311,50 @@ def _polish_on_face(x: np.ndarray, rank: int, hess: np.ndarray, q: np.ndarray, g
         return None
     if out[0] < 0 or float(trace_row @ out) > gamma * (1 + 1e-12):
         return None
-    lam_out = np.linalg.eigvalsh(maps.smat(out[1:]).copy())
+    if maps.groups is None:
+        lam_out = np.linalg.eigvalsh(maps.smat(out[1:]).copy())
+    else:
+        lam_out = np.sort(np.concatenate([np.linalg.eigvalsh(m).ravel() for m in maps.stack(out[1:])]))
     if lam_out[0] < -1e-12 * max(float(lam_out[-1]), 1e-300):
         return None
     return out
+
+
+def _face_basis(q_face: np.ndarray, maps: SvecMaps, d: int, free_eta: bool):
+    """The face's coordinates as columns of x (d x face pairs, then eta's unit column where eta is free): for
+    each pair (a, b) of face vectors, svec(Q E_ab Q^T). Where S is block-diagonal the face is too (T only within
+    blocks; truss2: 40 face vectors gave an 820 x 820 system where the blocks' own pairs number ~60), and each
+    column lives on its own block's coordinates: a sparse matrix, built block by block (truss5 whole: the dense
+    one, 1816 x 1815, was most of the polish's time)."""
+    k = q_face.shape[1]
+    extra = 1 if free_eta else 0
+    if maps.blocks is None:
+        sub = SvecMaps(k)
+        basis = np.zeros((sub.size, k, k))
+        basis[np.arange(sub.size), sub.a, sub.b] = sub.inv_weight
+        basis[np.arange(sub.size), sub.b, sub.a] = sub.inv_weight
+        lifted = np.matmul(np.matmul(q_face, basis), q_face.T)          # Q E_p Q^T for each basis matrix E_p
+        p = np.zeros((d, sub.size + extra))
+        p[1:, :sub.size] = np.array([maps.svec(m_).copy() for m_ in lifted]).T
+        if free_eta:
+            p[0, -1] = 1.0
+        return p
+    face_block = maps.blocks[np.abs(q_face).argmax(axis=0)]
+    sub = SvecMaps(k, face_block)
+    pair_block, coord_block = face_block[sub.a], maps.blocks[maps.a]
+    rows, cols, vals = [], [], []
+    for block in np.unique(pair_block):
+        coords, pairs = np.flatnonzero(coord_block == block), np.flatnonzero(pair_block == block)
+        qa, qb = q_face[maps.a[coords]], q_face[maps.b[coords]]
+        a, b = sub.a[pairs], sub.b[pairs]
+        half = np.where(a == b, 0.5, 1.0) * sub.inv_weight[pairs]
+        entries = (qa[:, a] * qb[:, b] + qa[:, b] * qb[:, a]) * half * maps.weight[coords, None]
+        rows.append(np.repeat(1 + coords, pairs.size)), cols.append(np.tile(pairs, coords.size))
+        vals.append(entries.ravel())
+    if free_eta:
+        rows.append(np.array([0])), cols.append(np.array([sub.size])), vals.append(np.array([1.0]))
+    return scipy.sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                   shape=(d, sub.size + extra))
 
 
 def _quadratic_minimiser(g: np.ndarray, q: np.ndarray, t: np.ndarray | None, gamma: float) -> np.ndarray:
@@ -356,6 +379,38 @@ def _quadratic_minimiser(g: np.ndarray, q: np.ndarray, t: np.ndarray | None, gam
     residual = q - g.T @ (g @ z_t)
     w = _quadratic_minimiser(reflect(g)[:, 1:], reflect(residual)[1:], None, gamma)
     return z_t + reflect(np.concatenate([[0.0], w]))
+
+
+# Where S is block-diagonal (maps.groups: several PSD blocks, or controller.full_model's whole blocks) the
+# barrier's products are taken block by block, batched per block order: truss5 whole (33 blocks of order 10,
+# r = 331) spent more time in r x r inverses, products and generalised eighs than in its Newton systems.
+
+def _inverse(s: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    """S^{-1}, symmetrised."""
+    if maps.groups is None:
+        w = np.linalg.inv(s)
+    else:
+        w = maps.from_blocks([np.linalg.inv(m) for m in maps.blocks_of(s)])
+    return (w + w.T) / 2
+
+
+def _congruence(w: np.ndarray, v: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    """svec(W smat(v) W)."""
+    if maps.groups is None:
+        return maps.svec(w @ maps.smat(v) @ w)
+    return maps.unstack([np.matmul(np.matmul(wb, m), wb) for wb, m in zip(maps.blocks_of(w), maps.stack(v))],
+                        np.zeros(maps.size))
+
+
+def _generalised_eigenvalues(dv: np.ndarray, s: np.ndarray, maps: SvecMaps) -> np.ndarray:
+    """The eigenvalues mu of (smat(dv), S), S positive definite (LinAlgError where it is not), ascending."""
+    if maps.groups is None:
+        return scipy.linalg.eigh(maps.smat(dv).copy(), s, eigvals_only=True)
+    mu = []
+    for sb, db in zip(maps.blocks_of(s), maps.stack(dv)):
+        inv_chol = np.linalg.inv(np.linalg.cholesky(sb))   # L^{-1} dS L^{-T} has the same eigenvalues
+        mu.append(np.linalg.eigvalsh(np.matmul(np.matmul(inv_chol, db), np.swapaxes(inv_chol, 1, 2))).ravel())
+    return np.sort(np.concatenate(mu))
 
 
 def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, x_lp: np.ndarray, maps: SvecMaps) -> np.ndarray:

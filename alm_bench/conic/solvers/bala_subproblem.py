@@ -234,6 +234,13 @@ class SvecMaps:
         """The stacked blocks of a full r x r block-diagonal matrix."""
         return [s[cols[:, :, None], cols[:, None, :]] for cols, *_ in self.groups]
 
+    def from_blocks(self, mats: list[np.ndarray]) -> np.ndarray:
+        """`blocks_of`'s inverse: the full r x r block-diagonal matrix of stacked blocks."""
+        out = np.zeros((self.r, self.r))
+        for (cols, *_), m in zip(self.groups, mats):
+            out[cols[:, :, None], cols[:, None, :]] = m
+        return out
+
     def smat(self, x: np.ndarray) -> np.ndarray:
         np.multiply(x, self.inv_weight, out=self._scaled[:self.size])
         return np.take(self._scaled, self.full, out=self._flat).reshape(self.r, self.r)
