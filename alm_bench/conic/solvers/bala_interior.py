@@ -27,6 +27,15 @@ TAU_FACTOR = 8.0        # barrier weight divided by this after each centering
 CENTERED = 0.25          # Newton decrement^2 / 2 below which a point counts as centered
 START_BLEND = 0.1        # the start: (1 - this) * warm start + this * the center of the set
 MAX_NEWTON = 200
+# Woodbury's solve of K = rho F^T F + tau B divides B0^-1 rhs minus its correction by tau: as tau -> 0 the two
+# agree to more and more digits, and the Newton steps' residuals reached 1e-3..1 of |g|. The subproblem's
+# Frank-Wolfe gap then stalled near the predicted decrease, every step was null, and rho stayed at its cap:
+# control1 ran 1413 iterations (34 s) to 1e-6, control2 and qap5 never got there in 30 s (2.3e-5, 1.2e-4).
+# Where a refined Woodbury step leaves a residual above NEWTON_RESIDUAL |g|, K itself (order d) is factored
+# from then on in that subproblem: control1 81 iterations (1.9 s), control2 88 (5 s), qap5 19 (1 s); gpp100,
+# theta1, whose residuals stay small, run as before.
+NEWTON_RESIDUAL = 1e-6
+DIRECT_NEWTON_LIMIT = 2000   # K's order up to which it may be factored: 32 MB, ~0.2 s a Cholesky
 
 
 def _barrier_hessian_s(w: np.ndarray, maps: SvecMaps) -> np.ndarray:
@@ -94,6 +103,7 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     best = (gap, x)
     tau = max(gap / nu, 1e-300)
     steps = 0
+    direct = False   # Newton systems by Woodbury (F's rows) until its residual says otherwise
     while steps < max_newton:
         steps += 1
         s = maps.smat(x[s_part]).copy()
@@ -109,10 +119,17 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
         if use_eta:
             g_bar[0] -= 1.0 / eta
         g = grad + tau * g_bar
-        solve, apply = _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free,
-                                      use_eta)
+        solve, apply = _newton_system(hess, None if direct else factor, rho, tau, s, w, eta, x_lp, sigma,
+                                      trace_row, maps, free, use_eta)
         dx = solve(-g)
         dx = dx + solve(-g - apply(dx))   # one step of iterative refinement: tau -> 0 makes the system stiff
+        if not direct and factor is not None and d <= DIRECT_NEWTON_LIMIT and \
+                float(np.linalg.norm(g + apply(dx))) > NEWTON_RESIDUAL * float(np.linalg.norm(g)):
+            direct = True   # Woodbury has lost its digits: this and the later (smaller tau) steps solve K itself
+            solve, apply = _newton_system(hess, None, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free,
+                                          use_eta)
+            dx = solve(-g)
+            dx = dx + solve(-g - apply(dx))
         decrement = -float(g @ dx)
         if not decrement > 0:   # round-off has won: no descent direction left
             break
