@@ -270,16 +270,21 @@ def test_bala_raises_the_interior_limit_after_persistent_fista_misses(tmp_path: 
 
 
 def test_whole_blocks_are_chosen_where_the_psd_blocks_are_few_and_small() -> None:
-    from alm_bench.conic.solvers.bala_loop import whole_blocks
+    from alm_bench.conic.solvers.bala_loop import switches_to_whole, whole_blocks
     from alm_bench.errors import UserError
 
     cpu = torch.device("cpu")
     eye = whole_blocks(31, [(0, 20), (20, 30)], "auto", cpu)   # control2's blocks, and one LP row after them
     assert eye.shape == (31, 30) and torch.equal(eye[:30], torch.eye(30, dtype=torch.float64))
     assert not eye[30].any()
-    assert whole_blocks(136, [(4 * b, 4 * b + 4) for b in range(34)], "auto", cpu) is None   # truss2: many blocks
+    assert whole_blocks(136, [(4 * b, 4 * b + 4) for b in range(34)], "auto", cpu).shape == (136, 136)   # truss2
     assert whole_blocks(31, [(5 * b, 5 * b + 5) for b in range(6)], "auto", cpu).shape == (31, 30)   # truss3
     assert whole_blocks(50, [(0, 50)], "auto", cpu) is None                                 # svec 1275 > 800
+    # ... until a low-rank bundle holds half of the PSD order (up to 2000 coordinates): control4, blocks 40 + 20
+    control4 = [(0, 40), (40, 60)]
+    assert not switches_to_whole(29, control4, "auto") and switches_to_whole(30, control4, "auto")
+    assert not switches_to_whole(30, control4, False)
+    assert not switches_to_whole(40, [(0, 70)], "auto")                                   # svec 2485 > 2000
     assert whole_blocks(30, [(0, 20), (20, 30)], False, cpu) is None
     assert whole_blocks(50, [(0, 50)], True, cpu).shape == (50, 50)
     with pytest.raises(UserError, match="controller.full_model=true"):
@@ -298,6 +303,24 @@ def test_bala_with_whole_blocks_solves_control2(tmp_path: Path) -> None:
     low_rank, _ = run_loop(SDPAProblem(str(DATA / "control2.dat-s"), tol=1e-4),
                            BALA(full_model=False, max_iterations=iterations), tmp_path / "low_rank")
     assert low_rank["status"] == "max_iterations" and max(low_rank["eps_p"], low_rank["eps_g"]) > 1e-3
+
+
+@pytest.mark.slow
+def test_bala_switches_to_whole_blocks_and_a_resumed_run_goes_on_the_same_way(tmp_path: Path, monkeypatch) -> None:
+    """With the auto limit lowered below control2's 265 coordinates, BALA starts with the low-rank bundle and
+    switches to whole blocks (30 columns) once the bundle holds half of the PSD order; a run resumed after the
+    switch ends where the uninterrupted one does (the checkpoint says the run went whole)."""
+    import alm_bench.conic.solvers.bala_loop as loop
+
+    monkeypatch.setattr(loop, "FULL_MODEL_SVEC", 100)
+    problem = lambda: SDPAProblem(str(DATA / "control2.dat-s"), tol=1e-4)  # noqa: E731
+    whole, rows = run_loop(problem(), BALA(max_iterations=300), tmp_path / "whole")
+    ranks = [row["rank"] for row in rows]
+    assert ranks[0] < 15 and ranks[-1] >= 30 and whole["status"] == "converged"
+    assert abs(whole["sdp_bound"] - 8.3) <= 1e-4 * 8.3
+    run_loop(problem(), BALA(max_iterations=12), tmp_path / "first")
+    resumed, _ = run_loop(problem(), BALA(max_iterations=300), tmp_path / "resumed", resume=tmp_path / "first")
+    assert (resumed["iterations"], resumed["objective"]) == (whole["iterations"], whole["objective"])
 
 
 def test_the_interior_points_face_polish_is_skipped_where_lapack_gives_up(monkeypatch) -> None:
@@ -346,6 +369,15 @@ def test_the_face_minimiser_from_a_root_matches_least_squares_on_the_kkt_system(
     on_plane = _quadratic_minimiser(g, q, t, gamma)
     assert abs(float(t @ on_plane) - gamma) <= 1e-10
     assert np.allclose(on_plane, expected, atol=1e-8)
+
+
+def test_newton_systems_keep_their_digits_and_control1_converges_without_a_stall(tmp_path: Path) -> None:
+    """control1's subproblems at rho ~3e4: Woodbury's solve lost its digits as tau -> 0 (residuals up to |g|), the
+    Frank-Wolfe gap stalled at the predicted decrease and BALA ran 1413 iterations of null steps to 1e-6. With K
+    factored once the refined step's residual exceeds NEWTON_RESIDUAL |g|: 81 iterations."""
+    summary, _ = run_loop(SDPAProblem(str(DATA / "control1.dat-s"), tol=1e-6), BALA(max_iterations=200), tmp_path)
+    assert summary["status"] == "converged" and summary["iterations"] <= 200
+    assert abs(summary["sdp_bound"] - CONTROL1) <= 1e-6 * abs(CONTROL1)
 
 
 def test_only_far_null_steps_lower_rho() -> None:

@@ -67,17 +67,22 @@ SHRINK_FRACTION = 0.25
 CLAIM_NEAR = 10.0
 CLAIM_ERROR_SHARE = 0.1
 INTERIOR_FISTA_BUDGET = 10   # FISTA iterations before the interior-point method once it has been needed
-# controller.full_model = auto: where the PSD blocks are few and small (their svec coordinates, the subproblem's
-# size with every block whole, at most FULL_MODEL_SVEC in at most FULL_MODEL_BLOCKS blocks), the bundle spans
-# them whole and the model is exact there: each step is then the proximal ALM step itself. The low-rank bundle
-# learned X*'s rank in such blocks one null step at a time: control2 / control3 (blocks of order 20 + 10,
-# 30 + 15) ended at eps 4.9e-3 / 2e-2 after 30 s, 2.4e-5 / 4.1e-6 with the whole blocks; qap6 (one block of 37)
-# 3.2e-3 -> 3.3e-4; truss3 (6 blocks of order 5) converged in 45 iterations (0.45 s), where the bundle's primal
-# crept from eps 1e-5 to 1.3e-6 over 1900 null steps at a dual center already optimal to 1e-9. Many tiny
-# blocks are left to the bundle: truss2 (33 blocks of order 4) converged in 16-27 s with it and was at 4.4e-6
-# after 60 s with whole blocks; qap5 lost too (2e-5 -> 7.6e-5 at 30 s).
+# controller.full_model = auto: where the PSD blocks are small (their svec coordinates, the subproblem's size
+# with every block whole, at most FULL_MODEL_SVEC), the bundle spans them whole and the model is exact there:
+# each step is then the proximal ALM step itself. The low-rank bundle learned X*'s rank in such blocks one null
+# step at a time: control2 / control3 (blocks of order 20 + 10, 30 + 15) ended at eps 4.9e-3 / 2e-2 after 30 s,
+# 2.4e-5 / 4.1e-6 with the whole blocks; qap6 (one block of 37) 3.2e-3 -> 3.3e-4; truss3 (6 blocks of order 5)
+# converged in 45 iterations (0.45 s), where the bundle's primal crept from eps 1e-5 to 1.3e-6 over 1900 null
+# steps at a dual center already optimal to 1e-9; truss2 (33 blocks of order 4) 56 iterations (2.6 s) against
+# the bundle's 333 (10 s), once the Newton systems kept their digits (bala_interior.NEWTON_RESIDUAL).
+# Larger blocks switch to whole during the run, once the bundle holds FULL_MODEL_SWITCH_SHARE of their order
+# and they have at most FULL_MODEL_SWITCH_SVEC coordinates: there X* has high rank, and the bundle crept
+# (control4, blocks 40 + 20: eps 0.12 after 40 s with the bundle, 5.3e-6 after 60 s whole; truss5, 33 blocks
+# of order 10: 2.7e-2 / 4.9e-6 at 90 s; qap7: 2.1e-3 / 1e-4), while theta1 (one block of 50, X* of rank ~7,
+# the bundle at most 20 columns) stays low-rank: 1.3 s to 1e-6, 18 s whole.
 FULL_MODEL_SVEC = 800
-FULL_MODEL_BLOCKS = 8
+FULL_MODEL_SWITCH_SHARE = 0.5
+FULL_MODEL_SWITCH_SVEC = 2000
 FULL_MODEL_MAX_SVEC = 20000   # controller.full_model = true above this: an error (the subproblem's Gram is its square)
 PERSISTENT_MISSES = 3   # subproblems in a row that FISTA alone did not solve: the fallback then takes larger systems
 
@@ -129,16 +134,25 @@ def extend_basis(kept: Tensor, new: Tensor) -> Tensor:
     return torch.cat([kept, q], dim=1)
 
 
+def svec_coordinates(ranges: list[tuple[int, int]]) -> int:
+    return sum((hi - lo) * (hi - lo + 1) // 2 for lo, hi in ranges)
+
+
+def switches_to_whole(columns: int, ranges: list[tuple[int, int]], full_model: bool | str) -> bool:
+    """Whether a low-rank bundle of `columns` columns switches to whole blocks (auto: FULL_MODEL_SWITCH_*)."""
+    return (full_model == "auto" and svec_coordinates(ranges) <= FULL_MODEL_SWITCH_SVEC
+            and columns >= FULL_MODEL_SWITCH_SHARE * sum(hi - lo for lo, hi in ranges))
+
+
 def whole_blocks(n: int, ranges: list[tuple[int, int]], full_model: bool | str,
                  device: torch.device) -> Tensor | None:
     """The unit vectors of every PSD row (n x sum of the block orders) where the bundle is to span the blocks
-    whole (controller.full_model; auto: FULL_MODEL_SVEC, FULL_MODEL_BLOCKS), else None."""
-    svec_size = sum((hi - lo) * (hi - lo + 1) // 2 for lo, hi in ranges)
+    whole (controller.full_model; auto: FULL_MODEL_SVEC), else None."""
+    svec_size = svec_coordinates(ranges)
     if full_model is True and svec_size > FULL_MODEL_MAX_SVEC:
         raise UserError(f"controller.full_model=true: the PSD blocks have {svec_size} svec coordinates, more than "
                         f"the {FULL_MODEL_MAX_SVEC} a whole-block subproblem can take; use auto or false")
-    if not (full_model is True or (full_model == "auto" and svec_size <= FULL_MODEL_SVEC
-                                   and len(ranges) <= FULL_MODEL_BLOCKS)):
+    if not (full_model is True or (full_model == "auto" and svec_size <= FULL_MODEL_SVEC)):
         return None
     on = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
     eye = torch.zeros(n, on.size, dtype=torch.float64, device=device)
@@ -171,7 +185,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
     def extended(kept: Tensor, new: Tensor) -> Tensor:
         return extend_basis(kept, new) if rows is None else extend_basis_blocks(kept, new, rows, extend_basis)
 
-    whole = whole_blocks(n, ranges, ctl.full_model, device)   # every PSD row's unit vector, or None
+    # every PSD row's unit vector, or None (also once the run switched to whole blocks: switches_to_whole)
+    whole = whole_blocks(n, ranges, True if (start or {}).get("whole") else ctl.full_model, device)
 
     def with_whole(basis: Tensor) -> Tensor:
         return basis if whole is None else extended(basis, whole)
@@ -403,6 +418,9 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             lp_factor[lp_rows[on], torch.arange(on.numel(), device=device)] = x_lp[on].sqrt()
             factor = torch.cat([factor, lp_factor], dim=1)
         basis = with_whole(extended(kept, found.vectors))
+        if whole is None and switches_to_whole(basis.shape[1], ranges, ctl.full_model):
+            whole = whole_blocks(n, ranges, True, device)
+            basis = with_whole(basis)
         r_new = basis.shape[1]
         col_blocks = blocks_of(basis)
         idx = svec_indices(r_new, device, col_blocks)
@@ -439,4 +457,4 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
                    "agg_a": agg_a.cpu(), "warm": warm.cpu(), "g_y": g_y, "lam_y": lam_y, "eig_gap": eig_gap,
                    "agg_c": float(agg_c), "use_eta": use_eta, "gamma": gamma, "fista_budget": fista_budget,
                    "fista_misses": fista_misses, "cap_first": cap_first, "lam_error": lam_error,
-                   "claim_checked": claim_checked})
+                   "claim_checked": claim_checked, "whole": whole is not None})
