@@ -380,6 +380,17 @@ def test_newton_systems_keep_their_digits_and_control1_converges_without_a_stall
     assert abs(summary["sdp_bound"] - CONTROL1) <= 1e-6 * abs(CONTROL1)
 
 
+def test_bala_solves_an_sdpa_file_with_diagonal_blocks_only(tmp_path: Path) -> None:
+    """An LP in SDPA form (one diagonal block, no PSD block): min -x1 - 2 x2 - 3 x3 s.t. x1 + x2 = 1, x2 + x3 = 1,
+    x >= 0, optimum -4 at x = (1, 0, 1). The whole-block rule met an empty list of PSD blocks and crashed."""
+    path = tmp_path / "lp.dat-s"
+    path.write_text("2\n1\n-3\n1.0 1.0\n0 1 1 1 1.0\n0 1 2 2 2.0\n0 1 3 3 3.0\n1 1 1 1 1.0\n1 1 2 2 1.0\n"
+                    "2 1 2 2 1.0\n2 1 3 3 1.0\n")
+    summary, _ = run_loop(SDPAProblem(str(path), tol=1e-6), BALA(), tmp_path / "run")
+    assert summary["status"] == "converged" and abs(summary["objective"] + 4.0) <= 1e-5
+    assert abs(summary["sdp_bound"] - 4.0) <= 1e-6 * 4.0
+
+
 def test_only_far_null_steps_lower_rho() -> None:
     assert far_null(cut_error=11.0, model_error=1.0, predicted=1.0)
     assert far_null(cut_error=1.0, model_error=600.0, predicted=1.0)

@@ -152,8 +152,8 @@ def whole_blocks(n: int, ranges: list[tuple[int, int]], full_model: bool | str,
     if full_model is True and svec_size > FULL_MODEL_MAX_SVEC:
         raise UserError(f"controller.full_model=true: the PSD blocks have {svec_size} svec coordinates, more than "
                         f"the {FULL_MODEL_MAX_SVEC} a whole-block subproblem can take; use auto or false")
-    if not (full_model is True or (full_model == "auto" and svec_size <= FULL_MODEL_SVEC)):
-        return None
+    if not ranges or not (full_model is True or (full_model == "auto" and svec_size <= FULL_MODEL_SVEC)):
+        return None   # (no PSD block: an LP in SDPA form, whose entries are subproblem variables anyway)
     on = np.concatenate([np.arange(lo, hi) for lo, hi in ranges])
     eye = torch.zeros(n, on.size, dtype=torch.float64, device=device)
     eye[torch.as_tensor(on, device=device), torch.arange(on.size, device=device)] = 1.0
