@@ -406,6 +406,20 @@ def test_only_far_null_steps_lower_rho() -> None:
     assert c.state.rho == rho0 / 2
 
 
+def test_rho_may_rise_higher_where_the_model_is_exact() -> None:
+    """With whole blocks (an exact model) rho's cap is EXACT_MODEL_SPAN times rho0 * rho_span: descent after
+    descent it keeps doubling past the low-rank bundle's cap."""
+    from alm_bench.conic.solvers.bala import EXACT_MODEL_SPAN
+
+    capped, exact = BALA(rho_span=8.0, rho_up_after=1), BALA(rho_span=8.0, rho_up_after=1)
+    for c, flag in ((capped, False), (exact, True)):
+        c.start(1.0, 4, 4.0)
+        for _ in range(20):
+            c.record_step(True, exact_model=flag)
+    assert capped.state.rho == capped.state.rho0 * 8.0
+    assert exact.state.rho == pytest.approx(exact.state.rho0 * 8.0 * EXACT_MODEL_SPAN, rel=1e-12)
+
+
 def test_dense_oracle_gives_the_smallest_eigenpairs_of_the_psd_blocks() -> None:
     """Below DENSE_ORACLE_ORDER the oracle is an exact eigh: the block's values, vectors with residual at
     round-off, and the block's last value (the gap the oracle tolerance uses)."""

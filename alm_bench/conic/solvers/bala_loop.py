@@ -371,7 +371,8 @@ def iterate(problem: ConicSDP, ctl: BALA, ctx: RunContext, start: dict | None = 
             curvature = float((u * problem.slack(y).mm(u)).sum()) if lam_z < 0 else 0.0
             cut_error = gamma * (curvature - min(0.0, lam_y)) if lam_z < 0 else -gamma * min(0.0, lam_y)
         rho_used = s.rho
-        ctl.record_step(descent, far=descent or far_null(cut_error, g_z - g_model_z, predicted))
+        ctl.record_step(descent, far=descent or far_null(cut_error, g_z - g_model_z, predicted),
+                        exact_model=whole is not None)
         if descent:
             y, g_y, lam_y = z, g_z, lam_z
             lam_error = ritz_error(found, scale)
