@@ -89,9 +89,9 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
         pure_gap = fw_gap(pure, hess @ pure - q)
         if pure_gap <= max(gap, kappa ** 2 * 0.5 * rho * residual_sq(pure)):
             x, gap = pure, pure_gap
+        root = None if factor is None else math.sqrt(rho) * factor
         for rank in ([] if n_lp else _face_ranks(x, maps)):
-            polished = _polish_on_face(x, rank, hess, q, gamma, capped, maps, use_eta, trace_row,
-                                       None if factor is None else math.sqrt(rho) * factor)
+            polished = _polish_on_face(x, rank, hess, q, gamma, capped, maps, use_eta, trace_row, root)
             if polished is not None:
                 polished_gap = fw_gap(polished, hess @ polished - q)
                 if polished_gap < gap:
@@ -121,15 +121,12 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
         g = grad + tau * g_bar
         solve, apply = _newton_system(hess, None if direct else factor, rho, tau, s, w, eta, x_lp, sigma,
                                       trace_row, maps, free, use_eta)
-        dx = solve(-g)
-        dx = dx + solve(-g - apply(dx))   # one step of iterative refinement: tau -> 0 makes the system stiff
+        dx = _refined_step(solve, apply, g)
         if not direct and factor is not None and d <= DIRECT_NEWTON_LIMIT and \
                 float(np.linalg.norm(g + apply(dx))) > NEWTON_RESIDUAL * float(np.linalg.norm(g)):
             direct = True   # Woodbury has lost its digits: this and the later (smaller tau) steps solve K itself
-            solve, apply = _newton_system(hess, None, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free,
-                                          use_eta)
-            dx = solve(-g)
-            dx = dx + solve(-g - apply(dx))
+            dx = _refined_step(*_newton_system(hess, None, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps,
+                                               free, use_eta), g)
         decrement = -float(g @ dx)
         if not decrement > 0:   # round-off has won: no descent direction left
             break
@@ -150,6 +147,12 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     if fw_gap(inside, hess @ inside - q) > best[0]:
         x = best[1]
     return finish(x, hess @ x - q, tau, steps)
+
+
+def _refined_step(solve, apply, g: np.ndarray) -> np.ndarray:
+    """The Newton step K^{-1} (-g) and one step of iterative refinement: tau -> 0 makes the system stiff."""
+    dx = solve(-g)
+    return dx + solve(-g - apply(dx))
 
 
 def _newton_system(hess, factor, rho, tau, s, w, eta, x_lp, sigma, trace_row, maps, free, use_eta):
@@ -412,11 +415,15 @@ def _inverse(s: np.ndarray, maps: SvecMaps) -> np.ndarray:
 
 
 def _congruence(w: np.ndarray, v: np.ndarray, maps: SvecMaps) -> np.ndarray:
-    """svec(W smat(v) W)."""
-    if maps.groups is None:
-        return maps.svec(w @ maps.smat(v) @ w)
-    return maps.unstack([np.matmul(np.matmul(wb, m), wb) for wb, m in zip(maps.blocks_of(w), maps.stack(v))],
-                        np.zeros(maps.size))
+    """svec(W smat(v) W), for each row of v (..., size) if it has several."""
+    if maps.groups is not None:
+        return maps.unstack([np.matmul(np.matmul(wb, m), wb) for wb, m in zip(maps.blocks_of(w), maps.stack(v))],
+                            np.zeros(v.shape))
+    mats = np.zeros(v.shape[:-1] + (maps.r, maps.r))
+    half = v * maps.inv_weight
+    mats[..., maps.a, maps.b] = half
+    mats[..., maps.b, maps.a] = half
+    return np.matmul(np.matmul(w, mats), w)[..., maps.a, maps.b] * maps.weight
 
 
 def _generalised_eigenvalues(dv: np.ndarray, s: np.ndarray, maps: SvecMaps) -> np.ndarray:
@@ -432,25 +439,10 @@ def _generalised_eigenvalues(dv: np.ndarray, s: np.ndarray, maps: SvecMaps) -> n
 
 def _b0_inverse(rows: np.ndarray, s: np.ndarray, eta: float, x_lp: np.ndarray, maps: SvecMaps) -> np.ndarray:
     """B0^{-1} applied to each row (k x d): (eta^2 v_0, svec(S smat(v) S), x_lp^2 v_lp), batched."""
-    if maps.groups is not None:   # S block-diagonal: the products block by block, stacked per order
-        ds = maps.size
-        out = np.empty_like(rows)
-        out[:, 0] = eta * eta * rows[:, 0]
-        s_blocks = maps.blocks_of(s)
-        maps.unstack([np.matmul(np.matmul(sb, m), sb) for sb, m in zip(s_blocks, maps.stack(rows[:, 1:1 + ds]))],
-                     out[:, 1:1 + ds])
-        out[:, 1 + ds:] = rows[:, 1 + ds:] * x_lp ** 2
-        return out
-    a, b = maps.a, maps.b
-    ds = a.size
-    mats = np.zeros((rows.shape[0], maps.r, maps.r))
-    half = rows[:, 1:1 + ds] * maps.inv_weight
-    mats[:, a, b] = half
-    mats[:, b, a] = half
-    prod = np.matmul(np.matmul(s, mats), s)
+    ds = maps.size
     out = np.empty_like(rows)
     out[:, 0] = eta * eta * rows[:, 0]
-    out[:, 1:1 + ds] = prod[:, a, b] * maps.weight
+    out[:, 1:1 + ds] = _congruence(s, rows[:, 1:1 + ds], maps)
     out[:, 1 + ds:] = rows[:, 1 + ds:] * x_lp ** 2
     return out
 
