@@ -420,6 +420,54 @@ def test_rho_may_rise_higher_where_the_model_is_exact() -> None:
     assert exact.state.rho == pytest.approx(exact.state.rho0 * 8.0 * EXACT_MODEL_SPAN, rel=1e-12)
 
 
+def test_rho_rises_after_every_descent_where_the_model_is_exact() -> None:
+    """The low-rank bundle doubles rho after rho_up_after descents in a row; with whole blocks every step is the
+    proximal ALM step and descent is the rule, so rho doubles after each (control5 crept at eps 1.9e-2 after 60
+    s while rho rose 2x every third 2-second step)."""
+    from alm_bench.conic.solvers.bala import EXACT_MODEL_UP_AFTER
+
+    assert EXACT_MODEL_UP_AFTER == 1
+    bundle, exact = BALA(rho_up_after=3), BALA(rho_up_after=3)
+    for c, flag in ((bundle, False), (exact, True)):
+        c.start(1.0, 4, 4.0)
+        for _ in range(6):
+            c.record_step(True, exact_model=flag)
+    assert bundle.state.rho == bundle.state.rho0 * 4
+    assert exact.state.rho == exact.state.rho0 * 64
+
+
+def test_the_interior_point_method_stops_at_the_gaps_round_off_floor(monkeypatch) -> None:
+    """A rule below what double precision can certify (kappa 1e-12 here; rho ~1e7 late in hinf4 / truss7 runs)
+    ends the method once its Newton steps stop reaching centered points (or the central path's gap is far below
+    the rule), instead of MAX_NEWTON steps of round-off (truss7 spent 53 of 60 s so): the same gap, fewer steps."""
+    import alm_bench.conic.solvers.bala_interior as interior
+
+    rng = np.random.default_rng(0)
+    r, n, rho, gamma = 6, 30, 1e7, 3.0
+    d = 1 + r * (r + 1) // 2
+    maps = SvecMaps(r)
+    a = rng.standard_normal((n, d))
+    b = a @ np.concatenate([[0.0], maps.svec(np.eye(r) * 0.3)]) + 1e-3 * rng.standard_normal(n)
+    q = rho * (a.T @ b) - rng.standard_normal(d)
+    residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
+
+    def fw_gap(x, grad):
+        low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
+        return float(grad @ x) - gamma * low
+
+    def solve():
+        return solve_subproblem_interior(rho * a.T @ a, q, rho, gamma, maps, True, np.zeros(d), residual_sq, 1e-12,
+                                         fw_gap, factor=a)
+
+    x, steps, gap = solve()
+    assert gap > 1e-24 * 0.5 * rho * residual_sq(x)   # the rule was out of reach
+    monkeypatch.setattr(interior, "GAP_FLOOR", 0.0)
+    monkeypatch.setattr(interior, "CENTERING_STEPS", 10 ** 9)
+    _, all_steps, all_gap = solve()
+    assert all_steps == interior.MAX_NEWTON and steps <= 0.6 * all_steps
+    assert gap <= all_gap * (1 + 1e-6)
+
+
 def test_dense_oracle_gives_the_smallest_eigenpairs_of_the_psd_blocks() -> None:
     """Below DENSE_ORACLE_ORDER the oracle is an exact eigh: the block's values, vectors with residual at
     round-off, and the block's last value (the gap the oracle tolerance uses)."""

@@ -61,6 +61,13 @@ def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, 
 # 1.7e-6 instead of 6.3e-6, qap6 3.7e-5 instead of 5.2e-5, hinf1 4.6e-5 instead of 2.1e-4 at 30 s; truss1-4,
 # qap5, qap7 unchanged.
 EXACT_MODEL_SPAN = 100.0
+# There descent is the rule (the model cannot be wrong, only the subproblem inexact), so rho doubles after every
+# descent step, not every rho_up_after-th: control5 (blocks 50 + 25, whole after 7 steps) had crept to eps
+# 1.9e-2 in 60 s as rho rose 2x every third 2-second step from a rho0 far too low. With this and the interior-
+# point method's round-off stop (bala_interior.GAP_FLOOR), 60 s caps, 2026-12-05: control5 7.9e-6, control4 to
+# 1e-6 in 26 s (3.4e-5 at 60 s), control3 21 -> 4.2 s, control1 2.5 -> 0.6 s, truss2 4.8 -> 1.3 s, truss7 to 1e-6
+# in 17 s (1.7e-6 at 60 s), truss5 3.7e-5 -> 1.3e-6, qap7 1.1e-4 -> 1.2e-5; the low-rank runs are unchanged.
+EXACT_MODEL_UP_AFTER = 1
 
 @dataclass
 class BALAState:
@@ -167,7 +174,8 @@ class BALA(StateDictMixin):
         else:
             s.null_steps += 1
             s.null_streak, s.descent_streak = s.null_streak + (1 if far else 0), 0
-        s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0, up_after=self.rho_up_after,
+        s.rho, changed = next_rho(s.rho, s.descent_streak, s.null_streak, rho0=s.rho0,
+                                  up_after=EXACT_MODEL_UP_AFTER if exact_model else self.rho_up_after,
                                   down_after=self.rho_down_after, factor=self.rho_factor,
                                   span=self.rho_span * (EXACT_MODEL_SPAN if exact_model else 1.0),
                                   floor_span=self.rho_floor_span)

@@ -35,6 +35,14 @@ MAX_NEWTON = 200
 # from then on in that subproblem: control1 81 iterations (1.9 s), control2 88 (5 s), qap5 19 (1 s); gpp100,
 # theta1, whose residuals stay small, run as before.
 NEWTON_RESIDUAL = 1e-6
+# At rho ~1e5..1e8 (whole blocks late in a run: hinf4, truss7, qap6, control5) the Frank-Wolfe gap bottoms out
+# at round-off of |q| |x| above the rule; tau then fell to ~1e-13 and Newton's decrement, all round-off, never
+# met CENTERED again: 120 of MAX_NEWTON steps bought nothing (truss7: 70 of 96 subproblems, 53 of 60 s). A
+# centered point whose tau * nu (the central path's gap) is GAP_FLOOR below the rule ends the method there (that
+# point, not the one of least measured gap: the gap is round-off by then, and truss7 took 17 s to 1e-6 so, 60 s
+# for 1.4e-6 with the other), and so do CENTERING_STEPS Newton steps without a centered point.
+GAP_FLOOR = 1e-3
+CENTERING_STEPS = 30
 DIRECT_NEWTON_LIMIT = 2000   # K's order up to which it may be factored: 32 MB, ~0.2 s a Cholesky
 
 
@@ -102,10 +110,11 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
     gap = fw_gap(x, grad)
     best = (gap, x)
     tau = max(gap / nu, 1e-300)
-    steps = 0
+    steps = since_centered = 0
     direct = False   # Newton systems by Woodbury (F's rows) until its residual says otherwise
-    while steps < max_newton:
+    while steps < max_newton and since_centered < CENTERING_STEPS:
         steps += 1
+        since_centered += 1
         s = maps.smat(x[s_part]).copy()
         sigma = cap - float(trace_row @ x)
         eta = float(x[0]) if use_eta else 0.0
@@ -140,9 +149,11 @@ def solve_subproblem_interior(hess: np.ndarray, q: np.ndarray, rho: float, gamma
             gap = fw_gap(inside, hess @ inside - q)
             if gap < best[0]:
                 best = (gap, x)
-            if gap <= kappa ** 2 * 0.5 * rho * residual_sq(inside):
+            rule = kappa ** 2 * 0.5 * rho * residual_sq(inside)
+            if gap <= rule or tau * nu <= GAP_FLOOR * rule:
                 return finish(x, grad, tau, steps)
             tau /= TAU_FACTOR
+            since_centered = 0
     inside = into_cap(x)
     if fw_gap(inside, hess @ inside - q) > best[0]:
         x = best[1]
