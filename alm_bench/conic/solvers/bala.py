@@ -56,7 +56,7 @@ def next_rho(rho: float, descent_streak: int, null_streak: int, *, rho0: float, 
 
 # With whole blocks (bala_loop, controller.full_model) the model is g itself and every step is the proximal
 # ALM step, which the proximal point theory lets rho grow without bound; those runs ended descent after descent
-# at rho0 * rho_span. With 100x that cap (2026-12-05, 60 s caps): control3 to 1e-6 in 13 s instead of 34,
+# at rho0 * rho_span. With 100x that cap (2026-12-05, 60 s caps, before EXACT_MODEL_UP_AFTER below): control3 to 1e-6 in 13 s instead of 34,
 # control2 3.9 s instead of 5.0, control1 70 iterations instead of 81; control4 1.6e-6 instead of 5.2e-6, truss7
 # 1.7e-6 instead of 6.3e-6, qap6 3.7e-5 instead of 5.2e-5, hinf1 4.6e-5 instead of 2.1e-4 at 30 s; truss1-4,
 # qap5, qap7 unchanged.
