@@ -40,6 +40,14 @@ def dense(problem: SDPAProblem, k: int) -> np.ndarray:
     return out
 
 
+def frank_wolfe_gap(maps: SvecMaps, gamma: float):
+    """The interior-point method's fw_gap for x = (eta, svec S) over eta >= 0, S PSD, eta + tr S <= gamma."""
+    def fw_gap(x: np.ndarray, grad: np.ndarray) -> float:
+        low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
+        return float(grad @ x) - gamma * low
+    return fw_gap
+
+
 # ---- the trace certificate ----------------------------------------------------------------------------
 
 def test_identity_combinations_fix_the_trace() -> None:
@@ -204,9 +212,7 @@ def test_interior_point_subproblem_reaches_the_fista_optimum() -> None:
         residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
         f = lambda x: 0.5 * rho * float(x @ gram @ x) - float(q @ x)  # noqa: E731
 
-        def fw_gap(x, grad):
-            low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
-            return float(grad @ x) - gamma * low
+        fw_gap = frank_wolfe_gap(maps, gamma)
 
         long_run, *_ = solve_subproblem_np(gram, q, rho, gamma, r, True, np.zeros(d), residual_sq, 1e-4, 200000,
                                            interior_fallback=False)
@@ -338,9 +344,7 @@ def test_the_interior_points_face_polish_is_skipped_where_lapack_gives_up(monkey
     gram, q = a.T @ a, rho * (a.T @ b) - rng.standard_normal(d)
     residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
 
-    def fw_gap(x, grad):
-        low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
-        return float(grad @ x) - gamma * low
+    fw_gap = frank_wolfe_gap(maps, gamma)
 
     def no_convergence(*args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge in Linear Least Squares")
@@ -448,9 +452,7 @@ def test_the_interior_point_method_stops_at_the_gaps_round_off_floor(monkeypatch
     q = rho * (a.T @ b) - rng.standard_normal(d)
     residual_sq = lambda x: float(np.square(b - a @ x).sum())  # noqa: E731
 
-    def fw_gap(x, grad):
-        low = min(0.0, float(np.linalg.eigvalsh(maps.smat(grad[1:]))[0]), float(grad[0]))
-        return float(grad @ x) - gamma * low
+    fw_gap = frank_wolfe_gap(maps, gamma)
 
     def solve():
         return solve_subproblem_interior(rho * a.T @ a, q, rho, gamma, maps, True, np.zeros(d), residual_sq, 1e-12,
